@@ -1,0 +1,38 @@
+// Campaign specs in YAML, mapped onto ftb::v1::CampaignSpec. Thread-safe.
+//
+// Every error is kInvalidArgument with a message of the form
+//   <file>:<line>:<column>: <field path>: expected <what>, got <what>
+// e.g. `campaign.yaml:12:5: models[1].epochs: expected a list of positive
+// integers, got "ten"`. Line and column are 1-based and point at the
+// offending node. Unknown fields are errors. String values may reference
+// environment variables as ${NAME}; an unset variable is an error naming it.
+#ifndef FTB_SPEC_SPEC_H_
+#define FTB_SPEC_SPEC_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "ftb/v1/campaign.pb.h"
+
+namespace ftb::spec {
+
+// Looks up an environment variable; nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
+// The process environment.
+EnvLookup ProcessEnv();
+
+// Parses and validates a spec and fills defaults (see docs/spec.md).
+absl::StatusOr<v1::CampaignSpec> ParseCampaignSpec(std::string_view yaml,
+                                                   std::string_view filename,
+                                                   const EnvLookup& env);
+
+// Reads `path` and parses it with the process environment. kNotFound when
+// the file cannot be read.
+absl::StatusOr<v1::CampaignSpec> LoadCampaignSpecFile(const std::string& path);
+
+}  // namespace ftb::spec
+
+#endif  // FTB_SPEC_SPEC_H_
