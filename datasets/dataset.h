@@ -14,19 +14,31 @@
 
 namespace ftb::datasets {
 
-// "memorization", "rephrased", ... (lower case, no prefix).
+// "memorization", "rephrased", "date_changed", "secondary", "comparison",
+// "vignette", "code" (lower case, no prefix); "unspecified" for 0.
 std::string QuestionTypeName(v1::QuestionType type);
-// Inverse of QuestionTypeName; nullopt for an unknown name.
+// Inverse of QuestionTypeName for the seven real types (exact, lower case);
+// nullopt for anything else, "unspecified" included.
 std::optional<v1::QuestionType> ParseQuestionType(std::string_view name);
 
-// Loads (builtin: generates) the dataset a spec entry names, then keeps only
-// the question types the entry lists. Errors name the file and line
-// (kInvalidArgument for malformed data, kNotFound for a missing directory or
-// required file).
+// Loads (builtin: generates with spec.size and spec.seed) the dataset a spec
+// entry names, then keeps only the question types the entry lists (all when
+// none are listed), in the dataset's own order. spec.label is not used.
+// Errors, all kInvalidArgument unless noted:
+// - an unknown question type name (the message lists the valid ones);
+// - a listed type the dataset does not have (lists the types it has);
+// - builtin: an unknown name (lists the builtin names), a size of 0 or above
+//   10000;
+// - finetunebench: an empty path; otherwise as LoadFineTuneBench (errors
+//   name the file and line; kNotFound for a missing directory or required
+//   file);
+// - no source.
 absl::StatusOr<v1::Dataset> LoadDataset(const v1::DatasetSpec& spec);
 
-// SHA-256 hex of the dataset's content (training, prior and test items in
-// order), stable across runs and machines.
+// SHA-256 hex (64 lower-case digits) of the dataset's content: name,
+// updates_knowledge, then training, prior and each test set (its type and
+// items) in order, every item field length-prefixed. Notes and source are
+// not content. Stable across runs and machines.
 std::string DatasetFingerprint(const v1::Dataset& dataset);
 
 // Total number of test questions over all sets.

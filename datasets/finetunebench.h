@@ -16,21 +16,34 @@ namespace ftb::datasets {
 const std::vector<std::string>& FineTuneBenchDatasetNames();
 
 // Loads dataset `name` from the checkout at `root`.
-// - latest_news: rows with used_in_analysis == True only; training and the
-//   memorization set come from _memorization.csv, tests also from
-//   _rephrased.csv and _date_changed.csv (answer "None").
+// Every row becomes a QaItem with prompt = the `prompt` column (the text sent
+// to the model), answer, answer_before (where the file has it), source_id =
+// `id`, and id = "<id>#<0-based row index in the file>" (the published ids
+// repeat within a file). Columns not listed here are ignored; the ones used
+// are required.
+// - latest_news: rows with used_in_analysis == True only (True/False, any
+//   case); training and the memorization set come from _memorization.csv,
+//   tests also from _rephrased.csv and _date_changed.csv (answer "None").
+//   context = `fact`.
 // - fictional_people: _memorization.csv trains; tests memorization,
-//   rephrased, secondary, comparison.
+//   rephrased, secondary, comparison. context = `fact`.
 // - medical: _memorization.csv trains (answer, answer_before);
-//   _generalization.csv is the vignette set. Leading unnamed index column.
+//   _generalization.csv is the vignette set. context =
+//   `updated_fact_description` (for a vignette: that of the memorization row
+//   with the same id). Leading unnamed index column. prior = the training
+//   questions answered with answer_before.
 // - coding: _generalization.csv is the code set; _memorization.csv may be
-//   absent (it is not in every copy of the data): then training is empty and
-//   Dataset.notes says which file is missing. Not an error.
-// Errors: kNotFound (no such dataset directory, or a required file missing,
-// naming the path), kInvalidArgument ("<file>:<line>:<col>: ..." for
-// malformed CSV, missing columns, bad used_in_analysis values).
-absl::StatusOr<v1::Dataset> LoadFineTuneBench(const std::string& root,
-                                              const std::string& name);
+//   absent (it is not in every copy of the data): then training, prior and
+//   the memorization set are empty and Dataset.notes says which file is
+//   missing. Not an error. When present it is read like medical's (its
+//   context column optional).
+// medical and coding set updates_knowledge.
+// Errors: kInvalidArgument for an unknown name (listing the valid ones);
+// kNotFound (no such dataset directory, or a required file missing, naming
+// the path); kInvalidArgument ("<file>:<line>:<col>: ..." for malformed CSV,
+// "<file>:1:1: missing required column \"x\"", or the location of a bad
+// used_in_analysis value).
+absl::StatusOr<v1::Dataset> LoadFineTuneBench(const std::string& root, const std::string& name);
 
 }  // namespace ftb::datasets
 
