@@ -1,1 +1,132 @@
-int main() { return 0; }
+// ftb: flag parsing and dispatch only. CLI11 is included here and nowhere
+// else (it is slow to compile).
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+
+namespace {
+
+int Finish(const absl::Status& status) {
+  if (status.ok()) return 0;
+  std::cerr << "ftb: " << status.message() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ftb: FineTuneBench knowledge-infusion sweeps (coordinator, workers, reports)"};
+  app.set_version_flag("--version", "ftb 0.1.0");
+  app.require_subcommand(1);
+  int exit_code = 0;
+
+  ftb::cli::PlanOptions plan;
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "Validate a campaign spec, expand its grid and print the cells");
+  plan_cmd->add_option("spec", plan.spec_path, "Campaign YAML (default: the embedded default)");
+  plan_cmd->add_option("--limit", plan.limit, "Cells to list (0 = all)")->capture_default_str();
+  plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON");
+  plan_cmd->callback([&] { exit_code = Finish(ftb::cli::Plan(plan, std::cout)); });
+
+  auto* datasets = app.add_subcommand("datasets", "Inspect and export datasets");
+  datasets->require_subcommand(1);
+  std::string list_path;
+  auto* list = datasets->add_subcommand("list", "List built-in and FineTuneBench datasets");
+  list->add_option("--path", list_path, "FineTuneBench checkout (default $FINETUNEBENCH_DIR)");
+  list->callback([&] { exit_code = Finish(ftb::cli::DatasetsList(list_path, std::cout)); });
+
+  ftb::cli::DatasetRef ref;
+  auto add_ref = [&ref](CLI::App* cmd) {
+    cmd->add_option("name", ref.name, "Dataset: people, updates, latest_news, ...")->required();
+    cmd->add_option("--path", ref.path, "FineTuneBench checkout (default $FINETUNEBENCH_DIR)");
+    cmd->add_option("--size", ref.size, "Built-in: number of entities (default per dataset)");
+    cmd->add_option("--seed", ref.seed, "Built-in: generator seed")->capture_default_str();
+  };
+  std::string show_type;
+  uint64_t show_limit = 5;
+  auto* show = datasets->add_subcommand("show", "Summarise a dataset and print sample items");
+  add_ref(show);
+  show->add_option("--type", show_type, "Items to print: training, prior or a question type");
+  show->add_option("--limit", show_limit, "Items to print")->capture_default_str();
+  show->callback(
+      [&] { exit_code = Finish(ftb::cli::DatasetsShow(ref, show_type, show_limit, std::cout)); });
+
+  std::string format, set = "training", out_path;
+  auto* exp = datasets->add_subcommand("export", "Write a set as a fine-tuning JSONL file");
+  add_ref(exp);
+  exp->add_option("--format", format, "openai (chat JSONL) or vertex")->required();
+  exp->add_option("--set", set, "training, prior or a question type")->capture_default_str();
+  exp->add_option("--out", out_path, "Output file (default stdout)");
+  exp->callback([&] {
+    exit_code = Finish(ftb::cli::DatasetsExport(ref, format, set, out_path, std::cout));
+  });
+
+  ftb::cli::CoordinatorCommandOptions coord;
+  auto* coord_cmd = app.add_subcommand("coordinator", "Run the coordinator (gRPC server)");
+  coord_cmd->add_option("--listen", coord.listen, "HOST:PORT to serve on")->capture_default_str();
+  coord_cmd->add_option("--state", coord.state_dir, "State directory (RocksDB)")
+      ->capture_default_str();
+  coord_cmd->callback(
+      [&] { exit_code = Finish(ftb::cli::RunCoordinator(coord, std::cout)); });
+
+  ftb::cli::ClientOptions client;
+  auto add_client = [&client](CLI::App* cmd) {
+    cmd->add_option("--coordinator", client.coordinator, "Coordinator HOST:PORT")
+        ->envname("FTB_COORDINATOR")
+        ->capture_default_str();
+    cmd->add_option("--deadline", client.deadline_seconds, "RPC deadline in seconds")
+        ->capture_default_str();
+  };
+  std::string submit_spec, request_id;
+  auto* submit = app.add_subcommand("submit", "Submit a campaign; prints its id");
+  submit->add_option("spec", submit_spec, "Campaign YAML")->required();
+  submit->add_option("--request-id", request_id,
+                     "Idempotency key: resubmitting with it returns the same campaign");
+  add_client(submit);
+  submit->callback([&] {
+    exit_code = Finish(ftb::cli::Submit(client, submit_spec, request_id, std::cout));
+  });
+
+  std::string campaign_id;
+  bool status_json = false;
+  auto* status = app.add_subcommand("status", "Show one campaign, or all");
+  status->add_option("id", campaign_id, "Campaign id (default: all)");
+  status->add_flag("--json", status_json, "Print JSON");
+  add_client(status);
+  status->callback([&] {
+    exit_code = Finish(ftb::cli::Status(client, campaign_id, status_json, std::cout));
+  });
+
+  auto* watch = app.add_subcommand("watch", "Follow a campaign's progress until it ends");
+  watch->add_option("id", campaign_id, "Campaign id")->required();
+  add_client(watch);
+  watch->callback([&] { exit_code = Finish(ftb::cli::Watch(client, campaign_id, std::cout)); });
+
+  auto* cancel = app.add_subcommand("cancel", "Cancel a campaign");
+  cancel->add_option("id", campaign_id, "Campaign id")->required();
+  add_client(cancel);
+  cancel->callback([&] { exit_code = Finish(ftb::cli::Cancel(client, campaign_id, std::cout)); });
+
+  ftb::cli::WorkerCommandOptions worker;
+  auto* worker_cmd = app.add_subcommand("worker", "Run a tuning or judge worker");
+  worker_cmd->add_option("--coordinator", worker.coordinator, "Coordinator HOST:PORT")
+      ->envname("FTB_COORDINATOR")
+      ->capture_default_str();
+  worker_cmd->add_option("--role", worker.role, "tune or judge")->capture_default_str();
+  worker_cmd->add_option("--backends", worker.backends,
+                         "Backends (tune) or graders (judge) to offer, comma-separated")
+      ->delimiter(',');
+  worker_cmd->add_option("--slots", worker.slots, "Tasks run at once")->capture_default_str();
+  worker_cmd->add_option("--worker-id", worker.worker_id, "Stable id (default host:pid:random)");
+  worker_cmd->add_option("--max-tasks", worker.max_tasks, "Exit after this many tasks (0 = never)")
+      ->capture_default_str();
+  worker_cmd->callback([&] { exit_code = Finish(ftb::cli::RunWorker(worker)); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

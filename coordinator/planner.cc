@@ -1,1 +1,178 @@
-// placeholder
+#include "coordinator/planner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "common/hash.h"
+#include "datasets/dataset.h"
+#include "nlohmann/json.hpp"
+
+namespace ftb::coordinator {
+namespace {
+
+nlohmann::json ToJson(const google::protobuf::Value& value) {
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kNullValue:
+      return nullptr;
+    case google::protobuf::Value::kNumberValue: {
+      // YAML integers arrive as doubles; keep them integers in the JSON.
+      double v = value.number_value();
+      if (std::trunc(v) == v && std::fabs(v) < 9007199254740992.0) {
+        return static_cast<int64_t>(v);
+      }
+      return v;
+    }
+    case google::protobuf::Value::kStringValue:
+      return value.string_value();
+    case google::protobuf::Value::kBoolValue:
+      return value.bool_value();
+    case google::protobuf::Value::kStructValue: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& [k, v] : value.struct_value().fields()) out[k] = ToJson(v);
+      return out;
+    }
+    case google::protobuf::Value::kListValue: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& v : value.list_value().values()) out.push_back(ToJson(v));
+      return out;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+// Shortest decimal that round-trips, so 0.1 hashes as "0.1" everywhere.
+std::string FormatDouble(double v) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+template <typename T>
+std::vector<T> AxisOr(const google::protobuf::RepeatedField<T>& model_axis,
+                      const google::protobuf::RepeatedField<T>& grid_axis) {
+  const auto& axis = model_axis.empty() ? grid_axis : model_axis;
+  return std::vector<T>(axis.begin(), axis.end());
+}
+
+void HashKeyWithoutEpochs(Sha256& h, const v1::CellKey& key) {
+  h.UpdateField(key.dataset());
+  h.UpdateField(key.dataset_fingerprint());
+  h.UpdateField(key.model());
+  h.UpdateField(key.backend());
+  h.UpdateField(key.backend_options_json());
+  h.UpdateField(FormatDouble(key.learning_rate_multiplier()));
+  h.UpdateField(absl::StrCat(key.batch_size()));
+  h.UpdateField(absl::StrCat(key.seed()));
+}
+
+}  // namespace
+
+std::string CanonicalOptionsJson(const google::protobuf::Struct& options) {
+  google::protobuf::Value v;
+  *v.mutable_struct_value() = options;
+  return ToJson(v).dump();
+}
+
+DatasetSummary Summarize(const v1::DatasetSpec& spec, const v1::Dataset& dataset) {
+  DatasetSummary s;
+  s.label = spec.label().empty() ? spec.name() : spec.label();
+  s.fingerprint = datasets::DatasetFingerprint(dataset);
+  s.training_examples = static_cast<uint32_t>(dataset.training_size());
+  s.test_questions = static_cast<uint32_t>(datasets::TestQuestionCount(dataset));
+  s.notes.assign(dataset.notes().begin(), dataset.notes().end());
+  return s;
+}
+
+absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
+                                  std::vector<DatasetSummary> datasets) {
+  if (datasets.size() != static_cast<size_t>(spec.datasets_size())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("planner: ", datasets.size(), " loaded datasets for ",
+                     spec.datasets_size(), " in the spec"));
+  }
+  Plan plan;
+  plan.datasets = std::move(datasets);
+  // Size the vectors exactly: million-cell grids should not pay for growth.
+  uint64_t cells = 0, runs = 0;
+  for (const v1::ModelSpec& model : spec.models()) {
+    auto n = [](int own, int grid) { return static_cast<uint64_t>(own > 0 ? own : grid); };
+    uint64_t model_runs = n(model.grid().learning_rate_multiplier_size(),
+                            spec.grid().learning_rate_multiplier_size()) *
+                          n(model.grid().batch_size_size(), spec.grid().batch_size_size()) *
+                          n(model.grid().seed_size(), spec.grid().seed_size());
+    runs += model_runs;
+    cells += model_runs * n(model.grid().epochs_size(), spec.grid().epochs_size());
+  }
+  plan.cells.reserve(cells * spec.datasets_size());
+  plan.runs.reserve(runs * spec.datasets_size());
+  for (uint32_t d = 0; d < static_cast<uint32_t>(spec.datasets_size()); ++d) {
+    for (uint32_t m = 0; m < static_cast<uint32_t>(spec.models_size()); ++m) {
+      const v1::GridAxes& own = spec.models(m).grid();
+      std::vector<uint32_t> epochs = AxisOr(own.epochs(), spec.grid().epochs());
+      std::vector<double> lrs =
+          AxisOr(own.learning_rate_multiplier(), spec.grid().learning_rate_multiplier());
+      std::vector<uint32_t> batches = AxisOr(own.batch_size(), spec.grid().batch_size());
+      std::vector<uint64_t> seeds = AxisOr(own.seed(), spec.grid().seed());
+      if (epochs.empty() || lrs.empty() || batches.empty() || seeds.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "planner: models[", m, "] has an empty grid axis; parse the spec first"));
+      }
+      std::sort(epochs.begin(), epochs.end());
+      for (double lr : lrs) {
+        for (uint32_t batch : batches) {
+          for (uint64_t seed : seeds) {
+            TrainingRun run;
+            run.first_cell = plan.cells.size();
+            run.cell_count = static_cast<uint32_t>(epochs.size());
+            run.max_epochs = epochs.back();
+            for (uint32_t e : epochs) {
+              plan.cells.push_back(GridPoint{d, m, e, batch, lr, seed});
+            }
+            plan.runs.push_back(run);
+          }
+        }
+      }
+    }
+  }
+  return plan;
+}
+
+v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan,
+                        const GridPoint& point) {
+  v1::CellKey key;
+  const DatasetSummary& ds = plan.datasets[point.dataset];
+  const v1::ModelSpec& model = spec.models(static_cast<int>(point.model));
+  key.set_dataset(ds.label);
+  key.set_dataset_fingerprint(ds.fingerprint);
+  key.set_model(model.name());
+  key.set_backend(model.backend());
+  key.set_epochs(point.epochs);
+  key.set_learning_rate_multiplier(point.learning_rate_multiplier);
+  key.set_batch_size(point.batch_size);
+  key.set_seed(point.seed);
+  key.set_backend_options_json(CanonicalOptionsJson(model.options()));
+  return key;
+}
+
+std::string CellId(const v1::CellKey& key) {
+  Sha256 h;
+  h.UpdateField("ftb.cell.v1");
+  HashKeyWithoutEpochs(h, key);
+  h.UpdateField(absl::StrCat(key.epochs()));
+  return DigestHex(h.Finish(), 16);
+}
+
+std::string TrainingRunId(const v1::CellKey& any_cell_of_run) {
+  Sha256 h;
+  h.UpdateField("ftb.run.v1");
+  HashKeyWithoutEpochs(h, any_cell_of_run);
+  return DigestHex(h.Finish(), 16);
+}
+
+}  // namespace ftb::coordinator

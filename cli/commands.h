@@ -1,0 +1,91 @@
+// The ftb subcommands, behind flag parsing (cli/main.cc holds CLI11 and
+// nothing else). Each returns the process exit code and writes its output
+// to `out`; errors are returned as a status whose message main prints as
+// one line.
+#ifndef FTB_CLI_COMMANDS_H_
+#define FTB_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace ftb::cli {
+
+// The campaign embedded in the binary (campaigns/default.yaml at build time)
+// and the name errors in it are reported under.
+std::string_view EmbeddedDefaultSpec();
+inline constexpr std::string_view kEmbeddedDefaultName = "<embedded>/campaigns/default.yaml";
+
+struct PlanOptions {
+  // Spec file; empty = the embedded default.
+  std::string spec_path;
+  // Cells to list; 0 = all.
+  uint64_t limit = 50;
+  bool json = false;
+};
+absl::Status Plan(const PlanOptions& options, std::ostream& out);
+
+struct DatasetRef {
+  std::string name;
+  // FineTuneBench checkout (for the published datasets); defaults to
+  // $FINETUNEBENCH_DIR.
+  std::string path;
+  uint32_t size = 0;  // 0 = the generator's default
+  uint64_t seed = 0;
+};
+absl::Status DatasetsList(const std::string& path, std::ostream& out);
+absl::Status DatasetsShow(const DatasetRef& ref, const std::string& type, uint64_t limit,
+                          std::ostream& out);
+// `set` is "training", "prior" or a question type name.
+absl::Status DatasetsExport(const DatasetRef& ref, const std::string& format,
+                            const std::string& set, const std::string& out_path,
+                            std::ostream& out);
+
+}  // namespace ftb::cli
+
+#endif  // FTB_CLI_COMMANDS_H_
+
+namespace ftb::cli {
+
+// `ftb coordinator`: serves until SIGTERM/SIGINT, then shuts down cleanly.
+struct CoordinatorCommandOptions {
+  std::string listen = "127.0.0.1:7070";
+  std::string state_dir = ".ftb-state";
+};
+absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostream& out);
+
+// Client commands against a running coordinator.
+struct ClientOptions {
+  std::string coordinator = "127.0.0.1:7070";
+  double deadline_seconds = 30;
+};
+absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
+                    const std::string& request_id, std::ostream& out);
+// Empty id: every campaign, one line each.
+absl::Status Status(const ClientOptions& client, const std::string& campaign_id, bool json,
+                    std::ostream& out);
+absl::Status Watch(const ClientOptions& client, const std::string& campaign_id,
+                   std::ostream& out);
+absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
+                    std::ostream& out);
+
+}  // namespace ftb::cli
+
+namespace ftb::cli {
+
+// `ftb worker`: leases and runs tasks until SIGTERM (drain) or max_tasks.
+struct WorkerCommandOptions {
+  std::string coordinator = "127.0.0.1:7070";
+  std::string role = "tune";
+  std::vector<std::string> backends;
+  int slots = 1;
+  std::string worker_id;
+  uint64_t max_tasks = 0;
+};
+absl::Status RunWorker(const WorkerCommandOptions& options);
+
+}  // namespace ftb::cli

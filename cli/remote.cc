@@ -1,0 +1,171 @@
+// ftb coordinator / submit / status / watch / cancel.
+#include <unistd.h>
+
+#include <csignal>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "cli/commands.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "coordinator/service.h"
+#include "ftb/v1/coordinator.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+
+namespace ftb::cli {
+namespace {
+
+std::atomic<int> g_signal{0};
+void OnSignal(int sig) { g_signal = sig; }
+
+std::unique_ptr<v1::Coordinator::Stub> Connect(const ClientOptions& client) {
+  return v1::Coordinator::NewStub(
+      grpc::CreateChannel(client.coordinator, grpc::InsecureChannelCredentials()));
+}
+
+void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& client) {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(client.deadline_seconds * 1000)));
+}
+
+absl::Status Rpc(const ClientOptions& client, const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status s = FromGrpcStatus(status);
+  if (s.code() == absl::StatusCode::kUnavailable ||
+      s.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::Status(s.code(), absl::StrCat("coordinator ", client.coordinator,
+                                               " unreachable: ", s.message()));
+  }
+  return s;
+}
+
+std::string StateName(v1::CampaignState s) {
+  std::string name = v1::CampaignState_Name(s);
+  return absl::AsciiStrToLower(name.substr(std::string("CAMPAIGN_STATE_").size()));
+}
+
+std::string ProgressLine(const v1::CampaignProgress& p) {
+  double pct = p.cells_total() ? 100.0 * (p.cells_done() + p.cells_failed()) / p.cells_total() : 0;
+  std::string line = absl::StrFormat(
+      "%s %-12s %-14s cells %d/%d done (%.1f%%), %d failed; tasks %d pending %d running; "
+      "%d attempts",
+      p.campaign_id(), p.name(), StateName(p.state()), p.cells_done(), p.cells_total(), pct,
+      p.cells_failed(), p.tasks_pending(), p.tasks_leased(), p.attempts());
+  if (p.cost_usd() > 0) absl::StrAppend(&line, absl::StrFormat("; $%.2f", p.cost_usd()));
+  if (!p.status_message().empty()) absl::StrAppend(&line, " — ", p.status_message());
+  return line;
+}
+
+}  // namespace
+
+absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostream& out) {
+  coordinator::CoordinatorOptions o;
+  o.listen = options.listen;
+  o.state_dir = options.state_dir;
+  FTB_ASSIGN_OR_RETURN(auto server, coordinator::CoordinatorServer::Start(o));
+  out << "ftb coordinator listening on " << server->address() << " (state " << options.state_dir
+      << ", recovered in " << absl::StrFormat("%.3f", server->recovery_seconds()) << " s)"
+      << std::endl;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  out << "ftb coordinator: signal " << g_signal.load() << ", shutting down" << std::endl;
+  server->Shutdown();
+  return absl::OkStatus();
+}
+
+absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
+                    const std::string& request_id, std::ostream& out) {
+  std::ifstream f(spec_path, std::ios::binary);
+  if (!f) return absl::NotFoundError(absl::StrCat(spec_path, ": cannot read the spec"));
+  std::stringstream text;
+  text << f.rdbuf();
+  v1::SubmitCampaignRequest request;
+  request.set_spec_yaml(text.str());
+  request.set_spec_filename(spec_path);
+  request.set_request_id(request_id);
+  v1::SubmitCampaignResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, client);
+  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->SubmitCampaign(&ctx, request, &response)));
+  out << response.campaign_id() << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Status(const ClientOptions& client, const std::string& campaign_id, bool json,
+                    std::ostream& out) {
+  auto stub = Connect(client);
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, client);
+  google::protobuf::util::JsonPrintOptions jopts;
+  jopts.add_whitespace = true;
+  jopts.preserve_proto_field_names = true;
+  if (campaign_id.empty()) {
+    v1::ListCampaignsResponse response;
+    FTB_RETURN_IF_ERROR(Rpc(client, stub->ListCampaigns(&ctx, {}, &response)));
+    if (json) {
+      std::string s;
+      (void)google::protobuf::util::MessageToJsonString(response, &s, jopts);
+      out << s << "\n";
+      return absl::OkStatus();
+    }
+    if (response.campaigns().empty()) out << "no campaigns\n";
+    for (const auto& p : response.campaigns()) out << ProgressLine(p) << "\n";
+    return absl::OkStatus();
+  }
+  v1::GetCampaignRequest request;
+  request.set_campaign_id(campaign_id);
+  v1::GetCampaignResponse response;
+  FTB_RETURN_IF_ERROR(Rpc(client, stub->GetCampaign(&ctx, request, &response)));
+  if (json) {
+    std::string s;
+    (void)google::protobuf::util::MessageToJsonString(response.progress(), &s, jopts);
+    out << s << "\n";
+    return absl::OkStatus();
+  }
+  out << ProgressLine(response.progress()) << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Watch(const ClientOptions& client, const std::string& campaign_id,
+                   std::ostream& out) {
+  auto stub = Connect(client);
+  grpc::ClientContext ctx;  // no deadline: a watch lasts as long as the campaign
+  v1::WatchCampaignRequest request;
+  request.set_campaign_id(campaign_id);
+  auto reader = stub->WatchCampaign(&ctx, request);
+  const bool tty = isatty(STDOUT_FILENO) && &out == &std::cout;
+  v1::CampaignEvent event;
+  while (reader->Read(&event)) {
+    std::string line = ProgressLine(event.progress());
+    if (!event.message().empty() && !tty) absl::StrAppend(&line, "  [", event.message(), "]");
+    if (tty) {
+      out << "\r\033[K" << line << std::flush;
+      if (!event.message().empty()) out << "\n  " << event.message() << "\n";
+    } else {
+      out << line << std::endl;
+    }
+  }
+  if (tty) out << "\n";
+  return Rpc(client, reader->Finish());
+}
+
+absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
+                    std::ostream& out) {
+  v1::CancelCampaignRequest request;
+  request.set_campaign_id(campaign_id);
+  v1::CancelCampaignResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, client);
+  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->CancelCampaign(&ctx, request, &response)));
+  out << ProgressLine(response.progress()) << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace ftb::cli

@@ -1,0 +1,85 @@
+// The planner: turns a validated CampaignSpec and its loaded datasets into
+// the grid of cells and the training runs that serve them. Pure: no I/O, no
+// clocks; the same inputs give the same cells, ids and order. Thread-safe.
+//
+// A cell is one point of the grid (dataset x model x epochs x learning rate
+// x batch size x seed). Cells that differ only in their epoch count share a
+// training run: one TUNE task trains to the largest epoch count and the
+// backend evaluates a snapshot at each requested epoch (see TrainingRun).
+// Grid axes are expanded here and nowhere else; the scheduler sees tasks
+// with a backend name and cell ids, so a new axis or backend leaves it alone.
+#ifndef FTB_COORDINATOR_PLANNER_H_
+#define FTB_COORDINATOR_PLANNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "ftb/v1/campaign.pb.h"
+#include "ftb/v1/dataset.pb.h"
+#include "ftb/v1/state.pb.h"
+
+namespace ftb::coordinator {
+
+// What the planner needs to know about a loaded dataset.
+struct DatasetSummary {
+  std::string label;
+  std::string fingerprint;
+  uint32_t training_examples = 0;
+  uint32_t test_questions = 0;
+  // Loader notes (e.g. a missing training file).
+  std::vector<std::string> notes;
+};
+
+DatasetSummary Summarize(const v1::DatasetSpec& spec, const v1::Dataset& dataset);
+
+// One grid point, compact (32 bytes) so million-cell grids stay small.
+// Indices refer to CampaignSpec.datasets / models.
+struct GridPoint {
+  uint32_t dataset = 0;
+  uint32_t model = 0;
+  uint32_t epochs = 0;
+  uint32_t batch_size = 0;
+  double learning_rate_multiplier = 0;
+  uint64_t seed = 0;
+};
+
+// Cells sharing everything but epochs: one training run.
+struct TrainingRun {
+  // Index of the first cell of the run in Plan::cells; the run's cells are
+  // contiguous, ordered by ascending epochs.
+  uint64_t first_cell = 0;
+  uint32_t cell_count = 0;
+  uint32_t max_epochs = 0;
+};
+
+struct Plan {
+  std::vector<DatasetSummary> datasets;
+  // Grid order: dataset, model, learning rate, batch size, seed, epochs
+  // (epochs innermost so a run's cells are adjacent).
+  std::vector<GridPoint> cells;
+  std::vector<TrainingRun> runs;
+};
+
+// Expands the grid. `datasets` is parallel to spec.datasets. Errors:
+// kInvalidArgument when the inputs disagree (sizes differ) or an axis is
+// empty after defaults (a spec that did not go through spec::Parse).
+absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
+                                  std::vector<DatasetSummary> datasets);
+
+// The stable key of a cell, and its id: the first 128 bits, in hex, of a
+// SHA-256 over the key's canonical encoding.
+v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan,
+                        const GridPoint& point);
+std::string CellId(const v1::CellKey& key);
+// Id of a training run: hash of its cells' shared key (epochs excluded).
+std::string TrainingRunId(const v1::CellKey& any_cell_of_run);
+
+// Canonical JSON (sorted keys, no whitespace) of a backend options Struct.
+std::string CanonicalOptionsJson(const google::protobuf::Struct& options);
+
+}  // namespace ftb::coordinator
+
+#endif  // FTB_COORDINATOR_PLANNER_H_

@@ -1,0 +1,914 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "storage/keys.h"
+
+namespace ftb::coordinator {
+
+// --- keys -------------------------------------------------------------------
+
+namespace keys {
+namespace {
+
+void AppendBE32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+}  // namespace
+
+std::string Campaign(const std::string& id) { return absl::StrCat(kCampaignPrefix, id); }
+std::string TaskRecordPrefix(const std::string& c) { return absl::StrCat("a/", c, "/"); }
+std::string TaskRecord(const std::string& c, uint32_t task) {
+  std::string k = TaskRecordPrefix(c);
+  AppendBE32(&k, task);
+  return k;
+}
+std::string ResultPrefix(const std::string& c) { return absl::StrCat("r/", c, "/"); }
+std::string Result(const std::string& c, uint32_t task) {
+  std::string k = ResultPrefix(c);
+  AppendBE32(&k, task);
+  return k;
+}
+std::string JudgeTaskPrefix(const std::string& c) { return absl::StrCat("j/", c, "/"); }
+std::string JudgeTask(const std::string& c, uint32_t task) {
+  std::string k = JudgeTaskPrefix(c);
+  AppendBE32(&k, task);
+  return k;
+}
+std::string EventPrefix(const std::string& c) { return absl::StrCat("e/", c, "/"); }
+std::string Event(const std::string& c, uint64_t seq) {
+  std::string k = EventPrefix(c);
+  storage::AppendUint64(&k, seq);
+  return k;
+}
+bool TaskIndexFromKey(std::string_view key, uint32_t* task) {
+  if (key.size() < 4) return false;
+  uint32_t v = 0;
+  for (size_t i = key.size() - 4; i < key.size(); ++i) {
+    v = (v << 8) | static_cast<uint8_t>(key[i]);
+  }
+  *task = v;
+  return true;
+}
+
+}  // namespace keys
+
+// --- in-memory state ----------------------------------------------------------
+
+namespace {
+
+// Compact per-task state: ~24 bytes, so a million pending tasks cost ~24 MB.
+struct TaskSlot {
+  int64_t lease_deadline_ms = 0;
+  int64_t not_before_ms = 0;
+  uint32_t worker = 0;  // index into worker_names_ while leased
+  uint16_t attempt = 0;
+  uint16_t done_attempt = 0;
+  uint8_t state = v1::TASK_STATE_PENDING;
+};
+
+struct JudgeTask {
+  uint32_t cell;
+  v1::JudgeTaskRecord record;
+};
+
+bool IsEnded(v1::CampaignState s) {
+  return s == v1::CAMPAIGN_STATE_SUCCEEDED || s == v1::CAMPAIGN_STATE_FAILED ||
+         s == v1::CAMPAIGN_STATE_CANCELLED;
+}
+
+}  // namespace
+
+struct Scheduler::Campaign {
+  v1::Campaign record;  // spec, summaries, state; counters filled on output
+  Plan plan;
+  uint32_t runs = 0;  // TUNE tasks are [0, runs); JUDGE tasks follow
+  std::vector<TaskSlot> tasks;
+  absl::flat_hash_map<uint32_t, JudgeTask> judge;  // by task index
+  absl::flat_hash_map<uint32_t, uint32_t> judge_outstanding;  // by cell
+  std::vector<uint8_t> cell_state;  // v1::CellState per cell (0 = pending)
+  // Ready queues by (kind, backend); may hold stale entries (checked on pop).
+  std::map<std::pair<int, std::string>, std::deque<uint32_t>> ready;
+  absl::flat_hash_map<std::string, uint32_t> leased_by_backend;
+  uint64_t pending = 0, leased = 0, done = 0, failed = 0, cancelled = 0, attempts = 0;
+  uint64_t cells_done = 0, cells_failed = 0;
+  uint64_t next_event_seq = 1;
+  double cost_usd = 0;
+
+  const std::string& id() const { return record.id(); }
+  bool active() const { return record.state() == v1::CAMPAIGN_STATE_RUNNING; }
+  const std::string& BackendOf(uint32_t task) const {
+    if (task < runs) {
+      const GridPoint& p = plan.cells[plan.runs[task].first_cell];
+      return record.spec().models(static_cast<int>(p.model)).backend();
+    }
+    return judge.at(task).record.work().grader().kind();
+  }
+  v1::TaskKind KindOf(uint32_t task) const {
+    return task < runs ? v1::TASK_KIND_TUNE : v1::TASK_KIND_JUDGE;
+  }
+  int64_t LeaseMs() const {
+    return static_cast<int64_t>(record.spec().retry().lease_seconds() * 1000);
+  }
+};
+
+struct Scheduler::Worker {
+  v1::WorkerRole role;
+  std::vector<std::string> backends;
+  int64_t last_seen_ms = 0;
+};
+
+Scheduler::Scheduler(storage::StateStore* store, const Clock* clock, IdSource* ids,
+                     SchedulerOptions options)
+    : store_(store), clock_(clock), ids_(ids), options_(options), jitter_(options.jitter_seed) {}
+
+Scheduler::~Scheduler() = default;
+
+absl::Status Scheduler::CheckUsable() const {
+  if (broken_.ok()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("coordinator state could not be saved (", broken_.message(),
+                   "); restart the coordinator"));
+}
+
+void Scheduler::SetBroken(const absl::Status& why) { broken_ = why; }
+
+std::string Scheduler::TaskId(const Campaign& c, uint32_t task) const {
+  return absl::StrCat(c.id(), "/", task);
+}
+
+absl::StatusOr<Scheduler::TaskRef> Scheduler::ParseTaskId(const std::string& task_id) const {
+  size_t slash = task_id.rfind('/');
+  uint32_t task = 0;
+  if (slash == std::string::npos || !absl::SimpleAtoi(task_id.substr(slash + 1), &task)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task_id: expected <campaign>/<index>, got \"", task_id, "\""));
+  }
+  auto it = by_id_.find(task_id.substr(0, slash));
+  if (it == by_id_.end() || task >= it->second->tasks.size()) {
+    return absl::NotFoundError(absl::StrCat("no task ", task_id));
+  }
+  return TaskRef{it->second, task};
+}
+
+uint32_t Scheduler::InternWorker(const std::string& worker_id) {
+  auto [it, inserted] = worker_index_.try_emplace(worker_id, worker_names_.size());
+  if (inserted) worker_names_.push_back(worker_id);
+  return it->second;
+}
+
+// --- building campaigns -----------------------------------------------------
+
+std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign record,
+                                                              absl::Status* status) {
+  auto c = std::make_unique<Campaign>();
+  std::vector<DatasetSummary> summaries;
+  for (const v1::DatasetSummary& d : record.datasets()) {
+    summaries.push_back(DatasetSummary{d.label(), d.fingerprint(), d.training_examples(),
+                                       d.test_questions(),
+                                       {d.notes().begin(), d.notes().end()}});
+  }
+  absl::StatusOr<Plan> plan = PlanCampaign(record.spec(), std::move(summaries));
+  if (!plan.ok()) {
+    *status = plan.status();
+    return nullptr;
+  }
+  if (plan->cells.size() > options_.max_cells_per_campaign) {
+    *status = absl::InvalidArgumentError(
+        absl::StrCat("campaign has ", plan->cells.size(), " cells; the limit is ",
+                     options_.max_cells_per_campaign));
+    return nullptr;
+  }
+  c->plan = *std::move(plan);
+  c->runs = static_cast<uint32_t>(c->plan.runs.size());
+  c->tasks.resize(c->runs);
+  c->cell_state.assign(c->plan.cells.size(), v1::CELL_STATE_PENDING);
+  c->record = std::move(record);
+  c->record.set_cells_total(c->plan.cells.size());
+  return c;
+}
+
+absl::StatusOr<SubmitResult> Scheduler::Submit(const v1::CampaignSpec& spec,
+                                               const std::vector<DatasetSummary>& datasets,
+                                               const std::string& spec_yaml,
+                                               const std::string& request_id) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  if (!request_id.empty()) {
+    auto it = by_request_id_.find(request_id);
+    if (it != by_request_id_.end()) {
+      Campaign& c = *it->second;
+      return SubmitResult{c.id(), c.plan.cells.size(), c.tasks.size(), true};
+    }
+  }
+  v1::Campaign record;
+  record.set_id(ids_->NewId("c"));
+  *record.mutable_spec() = spec;
+  record.set_state(v1::CAMPAIGN_STATE_RUNNING);
+  record.set_created_ms(clock_->NowMs());
+  record.set_updated_ms(record.created_ms());
+  record.set_spec_yaml(spec_yaml);
+  record.set_request_id(request_id);
+  for (const DatasetSummary& d : datasets) {
+    v1::DatasetSummary* s = record.add_datasets();
+    s->set_label(d.label);
+    s->set_fingerprint(d.fingerprint);
+    s->set_training_examples(d.training_examples);
+    s->set_test_questions(d.test_questions);
+    for (const auto& n : d.notes) s->add_notes(n);
+  }
+  absl::Status status;
+  std::unique_ptr<Campaign> c = BuildCampaign(std::move(record), &status);
+  if (c == nullptr) return status;
+  c->record.set_tasks_total(c->runs);
+  c->pending = c->runs;
+  for (uint32_t t = 0; t < c->runs; ++t) Enqueue(*c, t);
+  Campaign* raw = c.get();
+  by_id_[raw->id()] = raw;
+  if (!request_id.empty()) by_request_id_[request_id] = raw;
+  campaigns_.push_back(std::move(c));
+  PutCampaignRecord(*raw);
+  LogEvent(*raw, absl::StrCat("submitted: ", raw->plan.cells.size(), " cells in ", raw->runs,
+                              " training runs"));
+  return SubmitResult{raw->id(), raw->plan.cells.size(), raw->runs, false};
+}
+
+// --- recovery -----------------------------------------------------------------
+
+absl::Status Scheduler::Recover() {
+  std::vector<v1::Campaign> records;
+  absl::Status scan_status;
+  FTB_RETURN_IF_ERROR(store_->Scan(keys::kCampaignPrefix, {}, [&](std::string_view key,
+                                                              std::string_view value) {
+    v1::Campaign record;
+    if (!record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      scan_status = absl::DataLossError(absl::StrCat("unreadable campaign record ", std::string(key)));
+      return false;
+    }
+    records.push_back(std::move(record));
+    return true;
+  }));
+  FTB_RETURN_IF_ERROR(scan_status);
+  std::sort(records.begin(), records.end(), [](const v1::Campaign& a, const v1::Campaign& b) {
+    return a.created_ms() != b.created_ms() ? a.created_ms() < b.created_ms() : a.id() < b.id();
+  });
+  const int64_t now = clock_->NowMs();
+  for (v1::Campaign& record : records) {
+    std::string id = record.id();
+    absl::Status status;
+    std::unique_ptr<Campaign> c = BuildCampaign(std::move(record), &status);
+    if (c == nullptr) {
+      return absl::DataLossError(absl::StrCat("campaign ", id, " cannot be re-planned: ",
+                                              status.message()));
+    }
+    // JUDGE tasks first: task records may refer to them.
+    FTB_RETURN_IF_ERROR(store_->Scan(
+        keys::JudgeTaskPrefix(id), {}, [&](std::string_view key, std::string_view value) {
+          uint32_t task;
+          v1::JudgeTaskRecord jr;
+          if (!keys::TaskIndexFromKey(key, &task) ||
+              !jr.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            scan_status = absl::DataLossError(absl::StrCat("unreadable judge task in ", id));
+            return false;
+          }
+          if (c->tasks.size() <= task) c->tasks.resize(task + 1);
+          uint32_t cell = jr.cell_index();
+          c->judge[task] = JudgeTask{cell, std::move(jr)};
+          return true;
+        }));
+    FTB_RETURN_IF_ERROR(scan_status);
+    FTB_RETURN_IF_ERROR(store_->Scan(
+        keys::TaskRecordPrefix(id), {}, [&](std::string_view key, std::string_view value) {
+          uint32_t task;
+          v1::TaskRecord tr;
+          if (!keys::TaskIndexFromKey(key, &task) || task >= c->tasks.size() ||
+              !tr.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            scan_status = absl::DataLossError(absl::StrCat("unreadable task record in ", id));
+            return false;
+          }
+          TaskSlot& s = c->tasks[task];
+          s.state = static_cast<uint8_t>(tr.state());
+          s.attempt = static_cast<uint16_t>(tr.attempt());
+          s.done_attempt = static_cast<uint16_t>(tr.done_attempt());
+          s.not_before_ms = tr.not_before_ms();
+          if (tr.state() == v1::TASK_STATE_LEASED) {
+            s.worker = InternWorker(tr.worker_id());
+            s.lease_deadline_ms = std::max(tr.lease_deadline_ms(), now + c->LeaseMs());
+          }
+          c->cost_usd += tr.cost_usd();
+          return true;
+        }));
+    FTB_RETURN_IF_ERROR(scan_status);
+    FTB_RETURN_IF_ERROR(
+        store_->Scan(keys::EventPrefix(id), {}, [&](std::string_view, std::string_view value) {
+          v1::EventRecord e;
+          if (e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            c->next_event_seq = std::max(c->next_event_seq, e.seq() + 1);
+          }
+          return true;
+        }));
+
+    // Derive counters, cell states and queues.
+    Campaign& cr = *c;
+    const bool cancelled = cr.record.state() == v1::CAMPAIGN_STATE_CANCELLED;
+    for (const auto& [task, jt] : cr.judge) {
+      if (cr.tasks[task].state != v1::TASK_STATE_DONE) ++cr.judge_outstanding[jt.cell];
+    }
+    std::vector<uint32_t> cells;
+    for (uint32_t t = 0; t < cr.tasks.size(); ++t) {
+      TaskSlot& s = cr.tasks[t];
+      if (t >= cr.runs && !cr.judge.contains(t)) {
+        return absl::DataLossError(absl::StrCat("campaign ", id, ": task ", t,
+                                                " has a record but no definition"));
+      }
+      cr.attempts += s.attempt;
+      if (cancelled && (s.state == v1::TASK_STATE_PENDING)) s.state = v1::TASK_STATE_CANCELLED;
+      switch (s.state) {
+        case v1::TASK_STATE_PENDING:
+          ++cr.pending;
+          Enqueue(cr, t);
+          break;
+        case v1::TASK_STATE_LEASED:
+          ++cr.leased;
+          ++cr.leased_by_backend[cr.BackendOf(t)];
+          lease_heap_.push({s.lease_deadline_ms, &cr, t, s.attempt});
+          break;
+        case v1::TASK_STATE_DONE:
+          ++cr.done;
+          break;
+        case v1::TASK_STATE_FAILED:
+          ++cr.failed;
+          break;
+        default:
+          ++cr.cancelled;
+          break;
+      }
+      if (s.state == v1::TASK_STATE_FAILED) {
+        CellsOfTask(cr, t, &cells);
+        for (uint32_t cell : cells) MarkCellFailed(cr, cell);
+      }
+    }
+    // A cell is done when its training run is done and every JUDGE task
+    // created for it is done (a run whose answers needed no judging has none).
+    absl::flat_hash_set<uint32_t> judged;
+    for (const auto& [task, jt] : cr.judge) judged.insert(jt.cell);
+    for (uint32_t t = 0; t < cr.runs; ++t) {
+      if (cr.tasks[t].state != v1::TASK_STATE_DONE) continue;
+      CellsOfTask(cr, t, &cells);
+      for (uint32_t cell : cells) {
+        if (!judged.contains(cell) || !cr.judge_outstanding.contains(cell)) {
+          MarkCellDone(cr, cell);
+        }
+      }
+    }
+    Campaign* raw = c.get();
+    by_id_[id] = raw;
+    if (!raw->record.request_id().empty()) by_request_id_[raw->record.request_id()] = raw;
+    campaigns_.push_back(std::move(c));
+    if (raw->active()) MaybeFinishCampaign(*raw);
+  }
+  return absl::OkStatus();
+}
+
+// --- queues -------------------------------------------------------------------
+
+void Scheduler::Enqueue(Campaign& c, uint32_t task) {
+  TaskSlot& s = c.tasks[task];
+  if (s.not_before_ms > clock_->NowMs()) {
+    backoff_heap_.push({s.not_before_ms, &c, task, s.attempt});
+    return;
+  }
+  c.ready[{c.KindOf(task), c.BackendOf(task)}].push_back(task);
+}
+
+void Scheduler::Tick() {
+  const int64_t now = clock_->NowMs();
+  while (!backoff_heap_.empty() && backoff_heap_.top().time_ms <= now) {
+    HeapEntry e = backoff_heap_.top();
+    backoff_heap_.pop();
+    TaskSlot& s = e.campaign->tasks[e.task];
+    if (s.state == v1::TASK_STATE_PENDING && s.attempt == e.attempt) {
+      e.campaign->ready[{e.campaign->KindOf(e.task), e.campaign->BackendOf(e.task)}].push_back(
+          e.task);
+    }
+  }
+  while (!lease_heap_.empty() && lease_heap_.top().time_ms <= now) {
+    HeapEntry e = lease_heap_.top();
+    lease_heap_.pop();
+    Campaign& c = *e.campaign;
+    TaskSlot& s = c.tasks[e.task];
+    if (s.state != v1::TASK_STATE_LEASED || s.attempt != e.attempt ||
+        s.lease_deadline_ms != e.time_ms) {
+      continue;  // stale: extended, finished or re-leased since
+    }
+    std::string error = absl::StrCat("lease expired: worker ", worker_names_[s.worker],
+                                     " stopped heartbeating (attempt ", s.attempt, ")");
+    FailAttempt(c, e.task, error, /*retryable=*/true);
+  }
+}
+
+// --- workers ------------------------------------------------------------------
+
+v1::RegisterWorkerResponse Scheduler::RegisterWorker(const v1::RegisterWorkerRequest& request) {
+  uint32_t index = InternWorker(request.worker_id());
+  auto& w = workers_[index];
+  if (!w) w = std::make_unique<Worker>();
+  w->role = request.role();
+  w->backends.assign(request.backends().begin(), request.backends().end());
+  w->last_seen_ms = clock_->NowMs();
+  v1::RegisterWorkerResponse response;
+  double lease = 60;
+  for (const auto& c : campaigns_) {
+    if (c->active()) lease = std::min(lease, c->record.spec().retry().lease_seconds());
+  }
+  response.set_lease_seconds(lease);
+  return response;
+}
+
+absl::StatusOr<v1::LeaseTasksResponse> Scheduler::Lease(const v1::LeaseTasksRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  if (request.max_tasks() < 1 || request.max_tasks() > options_.max_lease_batch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_tasks: expected 1..", options_.max_lease_batch, ", got ", request.max_tasks()));
+  }
+  auto wi = worker_index_.find(request.worker_id());
+  if (wi == worker_index_.end() || !workers_.contains(wi->second)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker ", request.worker_id(), " is not registered (coordinator restarted?): register"));
+  }
+  Worker& worker = *workers_[wi->second];
+  worker.last_seen_ms = clock_->NowMs();
+  Tick();
+  v1::LeaseTasksResponse response;
+  const int kind = worker.role == v1::WORKER_ROLE_JUDGE ? v1::TASK_KIND_JUDGE : v1::TASK_KIND_TUNE;
+  const size_t n = campaigns_.size();
+  for (size_t i = 0; i < n && static_cast<uint32_t>(response.tasks_size()) < request.max_tasks();
+       ++i) {
+    Campaign& c = *campaigns_[(lease_cursor_ + i) % n];
+    if (!c.active()) continue;
+    for (const std::string& backend : worker.backends) {
+      auto q = c.ready.find({kind, backend});
+      if (q == c.ready.end()) continue;
+      uint32_t limit = 0;
+      auto lim = c.record.spec().limits().find(backend);
+      if (lim != c.record.spec().limits().end()) {
+        limit = kind == v1::TASK_KIND_TUNE ? lim->second.max_concurrent_tune()
+                                           : lim->second.max_concurrent_judge();
+      }
+      std::deque<uint32_t>& queue = q->second;
+      while (!queue.empty() &&
+             static_cast<uint32_t>(response.tasks_size()) < request.max_tasks() &&
+             (limit == 0 || c.leased_by_backend[backend] < limit)) {
+        uint32_t task = queue.front();
+        queue.pop_front();
+        if (c.tasks[task].state != v1::TASK_STATE_PENDING) continue;  // stale entry
+        LeaseOne(c, task, wi->second, response.add_tasks());
+      }
+    }
+  }
+  if (n > 0) lease_cursor_ = (lease_cursor_ + 1) % n;
+  if (response.tasks_size() == 0) response.set_retry_after_ms(options_.idle_retry_ms);
+  return response;
+}
+
+void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAssignment* out) {
+  TaskSlot& s = c.tasks[task];
+  s.state = v1::TASK_STATE_LEASED;
+  ++s.attempt;
+  s.worker = worker;
+  s.lease_deadline_ms = clock_->NowMs() + c.LeaseMs();
+  --c.pending;
+  ++c.leased;
+  ++c.attempts;
+  ++c.leased_by_backend[c.BackendOf(task)];
+  lease_heap_.push({s.lease_deadline_ms, &c, task, s.attempt});
+  PutTaskRecord(c, task);
+  FillAssignment(c, task, out);
+}
+
+void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const {
+  const TaskSlot& s = c.tasks[task];
+  out->set_task_id(TaskId(c, task));
+  out->set_attempt(s.attempt);
+  out->set_kind(c.KindOf(task));
+  out->set_backend(c.BackendOf(task));
+  out->set_campaign_id(c.id());
+  out->set_lease_deadline_ms(s.lease_deadline_ms);
+  if (task >= c.runs) {
+    *out->mutable_judge() = c.judge.at(task).record.work();
+    return;
+  }
+  const TrainingRun& run = c.plan.runs[task];
+  const GridPoint& first = c.plan.cells[run.first_cell];
+  const v1::CampaignSpec& spec = c.record.spec();
+  v1::TuneWork* work = out->mutable_tune();
+  *work->mutable_dataset() = spec.datasets(static_cast<int>(first.dataset));
+  *work->mutable_model() = spec.models(static_cast<int>(first.model));
+  work->set_learning_rate_multiplier(first.learning_rate_multiplier);
+  work->set_batch_size(first.batch_size);
+  work->set_seed(first.seed);
+  for (uint32_t i = 0; i < run.cell_count; ++i) {
+    const GridPoint& p = c.plan.cells[run.first_cell + i];
+    work->add_epochs(p.epochs);
+    work->add_cell_ids(CellId(MakeCellKey(spec, c.plan, p)));
+  }
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(
+    const v1::HeartbeatRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  v1::HeartbeatResponse response;
+  auto wi = worker_index_.find(request.worker_id());
+  const int64_t now = clock_->NowMs();
+  if (wi != worker_index_.end()) {
+    auto w = workers_.find(wi->second);
+    if (w != workers_.end()) w->second->last_seen_ms = now;
+  }
+  for (const v1::TaskRef& ref : request.tasks()) {
+    int64_t deadline = 0;
+    absl::StatusOr<TaskRef> t = ParseTaskId(ref.task_id());
+    if (t.ok() && wi != worker_index_.end()) {
+      Campaign& c = *t->campaign;
+      TaskSlot& s = c.tasks[t->task];
+      if (c.active() && s.state == v1::TASK_STATE_LEASED && s.attempt == ref.attempt() &&
+          s.worker == wi->second) {
+        s.lease_deadline_ms = now + c.LeaseMs();
+        lease_heap_.push({s.lease_deadline_ms, &c, t->task, s.attempt});
+        deadline = s.lease_deadline_ms;
+      }
+    }
+    response.add_lease_deadline_ms(deadline);
+  }
+  return response;
+}
+
+// --- completion and failure -------------------------------------------------
+
+absl::StatusOr<v1::CompleteTasksResponse> Scheduler::Complete(
+    const v1::CompleteTasksRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  // Validate everything before changing anything.
+  std::vector<absl::StatusOr<TaskRef>> refs;
+  std::vector<uint32_t> cells;
+  for (const v1::TaskCompletion& done : request.completions()) {
+    absl::StatusOr<TaskRef> ref = ParseTaskId(done.task_id());
+    if (!ref.ok() && ref.status().code() == absl::StatusCode::kInvalidArgument) {
+      return ref.status();
+    }
+    if (ref.ok()) {
+      const Campaign& c = *ref->campaign;
+      if (ref->task >= c.runs && done.result().answers_size() > 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("task ", done.task_id(), " is a JUDGE task: it returns verdicts"));
+      }
+      if (ref->task < c.runs) {
+        CellsOfTask(c, ref->task, &cells);
+        std::set<std::string> ids;
+        for (uint32_t cell : cells) {
+          ids.insert(CellId(MakeCellKey(c.record.spec(), c.plan, c.plan.cells[cell])));
+        }
+        for (const v1::CellAnswers& a : done.result().answers()) {
+          if (!ids.contains(a.cell_id())) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "task ", done.task_id(), ": answers for cell ", a.cell_id(),
+                " which the task does not serve"));
+          }
+        }
+      }
+    }
+    refs.push_back(std::move(ref));
+  }
+  v1::CompleteTasksResponse response;
+  for (int i = 0; i < request.completions_size(); ++i) {
+    const v1::TaskCompletion& done = request.completions(i);
+    if (!refs[i].ok()) {
+      response.add_outcomes(v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+      continue;
+    }
+    Campaign& c = *refs[i]->campaign;
+    uint32_t task = refs[i]->task;
+    TaskSlot& s = c.tasks[task];
+    v1::CompletionOutcome outcome = v1::COMPLETION_OUTCOME_LEASE_LOST;
+    if (s.state == v1::TASK_STATE_DONE) {
+      outcome = s.done_attempt == done.attempt() ? v1::COMPLETION_OUTCOME_DUPLICATE
+                                                  : v1::COMPLETION_OUTCOME_LEASE_LOST;
+    } else if (c.active() && done.attempt() == s.attempt && done.attempt() > 0 &&
+               (s.state == v1::TASK_STATE_LEASED || s.state == v1::TASK_STATE_PENDING)) {
+      // Leased by this attempt, or expired and not taken by anyone since.
+      FinishTask(c, task, done.attempt(), done.result());
+      outcome = v1::COMPLETION_OUTCOME_ACCEPTED;
+    }
+    response.add_outcomes(outcome);
+  }
+  return response;
+}
+
+void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
+                           const v1::TaskResult& result) {
+  TaskSlot& s = c.tasks[task];
+  if (s.state == v1::TASK_STATE_LEASED) {
+    --c.leased;
+    --c.leased_by_backend[c.BackendOf(task)];
+  } else {
+    --c.pending;  // expired, still queued: the queue entry is now stale
+  }
+  s.state = v1::TASK_STATE_DONE;
+  s.done_attempt = static_cast<uint16_t>(attempt);
+  ++c.done;
+  c.cost_usd += result.cost_usd();
+  v1::TaskCompletion stored;
+  stored.set_task_id(TaskId(c, task));
+  stored.set_attempt(attempt);
+  *stored.mutable_result() = result;
+  batch_.Put(keys::Result(c.id(), task), stored.SerializeAsString());
+
+  std::vector<uint32_t> cells;
+  CellsOfTask(c, task, &cells);
+  if (task >= c.runs) {
+    uint32_t cell = c.judge.at(task).cell;
+    auto it = c.judge_outstanding.find(cell);
+    if (it != c.judge_outstanding.end() && --it->second == 0) {
+      c.judge_outstanding.erase(it);
+      MarkCellDone(c, cell);
+    }
+  } else {
+    // JUDGE tasks: one batch of at most judge.batch_size answers of one
+    // cell per grader.
+    const v1::JudgeSpec& judge = c.record.spec().judge();
+    const uint32_t batch = std::max<uint32_t>(1, judge.batch_size());
+    absl::flat_hash_map<std::string, uint32_t> cell_by_id;
+    for (uint32_t cell : cells) {
+      cell_by_id[CellId(MakeCellKey(c.record.spec(), c.plan, c.plan.cells[cell]))] = cell;
+    }
+    for (const v1::CellAnswers& answers : result.answers()) {
+      uint32_t cell = cell_by_id.at(answers.cell_id());
+      for (const v1::GraderSpec& grader : judge.graders()) {
+        for (int from = 0; from < answers.items_size(); from += static_cast<int>(batch)) {
+          uint32_t jt = static_cast<uint32_t>(c.tasks.size());
+          c.tasks.emplace_back();
+          JudgeTask j{cell, {}};
+          j.record.set_source_task(task);
+          j.record.set_cell_index(cell);
+          *j.record.mutable_work()->mutable_grader() = grader;
+          int to = std::min(answers.items_size(), from + static_cast<int>(batch));
+          for (int k = from; k < to; ++k) {
+            v1::JudgeItem* item = j.record.mutable_work()->add_items();
+            *item = answers.items(k);
+            item->set_cell_id(answers.cell_id());
+          }
+          batch_.Put(keys::JudgeTask(c.id(), jt), j.record.SerializeAsString());
+          c.judge.emplace(jt, std::move(j));
+          ++c.judge_outstanding[cell];
+          ++c.pending;
+          c.record.set_tasks_total(c.tasks.size());
+          Enqueue(c, jt);
+        }
+      }
+    }
+    for (uint32_t cell : cells) {
+      if (!c.judge_outstanding.contains(cell)) MarkCellDone(c, cell);
+    }
+  }
+  PutTaskRecord(c, task);
+  MaybeFinishCampaign(c);
+}
+
+absl::StatusOr<v1::FailTaskResponse> Scheduler::Fail(const v1::FailTaskRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  v1::FailTaskResponse response;
+  absl::StatusOr<TaskRef> ref = ParseTaskId(request.task_id());
+  if (!ref.ok()) {
+    if (ref.status().code() == absl::StatusCode::kInvalidArgument) return ref.status();
+    response.set_outcome(v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+    return response;
+  }
+  Campaign& c = *ref->campaign;
+  TaskSlot& s = c.tasks[ref->task];
+  if (s.state != v1::TASK_STATE_LEASED || s.attempt != request.attempt() || !c.active()) {
+    response.set_outcome(s.state == v1::TASK_STATE_DONE && s.done_attempt == request.attempt()
+                             ? v1::COMPLETION_OUTCOME_DUPLICATE
+                             : v1::COMPLETION_OUTCOME_LEASE_LOST);
+    return response;
+  }
+  std::string error = request.error().empty() ? "worker reported failure" : request.error();
+  response.set_will_retry(FailAttempt(c, ref->task, error, request.retryable()));
+  response.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
+  return response;
+}
+
+bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error,
+                            bool retryable) {
+  TaskSlot& s = c.tasks[task];
+  --c.leased;
+  --c.leased_by_backend[c.BackendOf(task)];
+  if (!c.active()) {  // cancelled while it ran: nothing to retry
+    s.state = v1::TASK_STATE_CANCELLED;
+    ++c.cancelled;
+    PutTaskRecord(c, task, error);
+    return false;
+  }
+  const v1::RetryPolicy& retry = c.record.spec().retry();
+  std::string id = TaskId(c, task);
+  if (retryable && s.attempt < retry.max_attempts()) {
+    s.state = v1::TASK_STATE_PENDING;
+    s.not_before_ms = clock_->NowMs() + BackoffMs(retry, s.attempt);
+    ++c.pending;
+    Enqueue(c, task);
+    PutTaskRecord(c, task, error);
+    LogEvent(c, absl::StrCat("task ", id, " attempt ", s.attempt, " failed, retrying in ",
+                             s.not_before_ms - clock_->NowMs(), " ms: ", error));
+    return true;
+  }
+  s.state = v1::TASK_STATE_FAILED;
+  ++c.failed;
+  PutTaskRecord(c, task, error);
+  std::vector<uint32_t> cells;
+  CellsOfTask(c, task, &cells);
+  for (uint32_t cell : cells) MarkCellFailed(c, cell);
+  LogEvent(c, absl::StrCat("task ", id, " failed after ", s.attempt, " attempt(s)",
+                           retryable ? "" : " (not retryable)", ": ", error));
+  MaybeFinishCampaign(c);
+  return false;
+}
+
+int64_t Scheduler::BackoffMs(const v1::RetryPolicy& retry, uint32_t attempt) {
+  double delay = retry.initial_backoff_seconds() *
+                 std::pow(std::max(1.0, retry.backoff_multiplier()),
+                          static_cast<double>(attempt > 0 ? attempt - 1 : 0));
+  delay = std::min(delay, retry.max_backoff_seconds());
+  double spread = retry.jitter() * (2 * jitter_.UniformDouble() - 1);
+  return std::max<int64_t>(0, static_cast<int64_t>(delay * (1 + spread) * 1000));
+}
+
+// --- cells and campaigns ------------------------------------------------------
+
+void Scheduler::CellsOfTask(const Campaign& c, uint32_t task, std::vector<uint32_t>* cells) const {
+  cells->clear();
+  if (task >= c.runs) {
+    cells->push_back(c.judge.at(task).cell);
+    return;
+  }
+  const TrainingRun& run = c.plan.runs[task];
+  for (uint32_t i = 0; i < run.cell_count; ++i) {
+    cells->push_back(static_cast<uint32_t>(run.first_cell + i));
+  }
+}
+
+void Scheduler::MarkCellDone(Campaign& c, uint32_t cell) {
+  if (c.cell_state[cell] != v1::CELL_STATE_PENDING) return;
+  c.cell_state[cell] = v1::CELL_STATE_DONE;
+  ++c.cells_done;
+}
+
+void Scheduler::MarkCellFailed(Campaign& c, uint32_t cell) {
+  if (c.cell_state[cell] == v1::CELL_STATE_FAILED) return;
+  if (c.cell_state[cell] == v1::CELL_STATE_DONE) --c.cells_done;
+  c.cell_state[cell] = v1::CELL_STATE_FAILED;
+  ++c.cells_failed;
+}
+
+void Scheduler::MaybeFinishCampaign(Campaign& c) {
+  if (!c.active() || c.pending > 0 || c.leased > 0) return;
+  c.record.set_state(c.failed > 0 ? v1::CAMPAIGN_STATE_FAILED : v1::CAMPAIGN_STATE_SUCCEEDED);
+  PutCampaignRecord(c);
+  LogEvent(c, absl::StrCat("finished: ", c.cells_done, " cells done, ", c.cells_failed,
+                           " failed"));
+}
+
+absl::StatusOr<v1::CampaignProgress> Scheduler::Cancel(const std::string& campaign_id) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  auto it = by_id_.find(campaign_id);
+  if (it == by_id_.end()) return absl::NotFoundError(absl::StrCat("no campaign ", campaign_id));
+  Campaign& c = *it->second;
+  if (IsEnded(c.record.state())) return Progress(c);
+  c.record.set_state(v1::CAMPAIGN_STATE_CANCELLED);
+  for (TaskSlot& s : c.tasks) {
+    if (s.state == v1::TASK_STATE_PENDING) {
+      s.state = v1::TASK_STATE_CANCELLED;
+      --c.pending;
+      ++c.cancelled;
+    }
+  }
+  c.ready.clear();
+  PutCampaignRecord(c);
+  LogEvent(c, absl::StrCat("cancelled; ", c.leased, " task(s) still running will be refused"));
+  return Progress(c);
+}
+
+// --- records and events -------------------------------------------------------
+
+void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error) {
+  const TaskSlot& s = c.tasks[task];
+  v1::TaskRecord r;
+  r.set_state(static_cast<v1::TaskState>(s.state));
+  r.set_attempt(s.attempt);
+  if (s.state == v1::TASK_STATE_LEASED) {
+    r.set_worker_id(worker_names_[s.worker]);
+    r.set_lease_deadline_ms(s.lease_deadline_ms);
+  }
+  r.set_not_before_ms(s.not_before_ms);
+  r.set_last_error(error);
+  r.set_done_attempt(s.done_attempt);
+  batch_.Put(keys::TaskRecord(c.id(), task), r.SerializeAsString());
+}
+
+void Scheduler::PutCampaignRecord(Campaign& c) {
+  c.record.set_updated_ms(clock_->NowMs());
+  c.record.set_tasks_total(c.tasks.size());
+  batch_.Put(keys::Campaign(c.id()), c.record.SerializeAsString());
+}
+
+void Scheduler::LogEvent(Campaign& c, const std::string& message) {
+  v1::EventRecord e;
+  e.set_seq(c.next_event_seq++);
+  e.set_time_ms(clock_->NowMs());
+  e.set_message(message);
+  batch_.Put(keys::Event(c.id(), e.seq()), e.SerializeAsString());
+  v1::CampaignEvent event;
+  event.set_time_ms(e.time_ms());
+  event.set_message(message);
+  *event.mutable_progress() = Progress(c);
+  events_.emplace_back(c.id(), std::move(event));
+}
+
+std::vector<std::pair<std::string, v1::CampaignEvent>> Scheduler::TakeEvents() {
+  return std::exchange(events_, {});
+}
+
+absl::Status Scheduler::Commit() {
+  if (batch_.empty()) return absl::OkStatus();
+  storage::WriteBatch batch = TakeBatch();
+  absl::Status s = store_->Write(batch);
+  if (!s.ok()) SetBroken(s);
+  return s;
+}
+
+storage::WriteBatch Scheduler::TakeBatch() { return std::exchange(batch_, {}); }
+
+// --- queries ------------------------------------------------------------------
+
+v1::CampaignProgress Scheduler::Progress(const Campaign& c) const {
+  v1::CampaignProgress p;
+  p.set_campaign_id(c.id());
+  p.set_name(c.record.spec().name());
+  p.set_state(c.record.state());
+  p.set_cells_total(c.plan.cells.size());
+  p.set_cells_done(c.cells_done);
+  p.set_cells_failed(c.cells_failed);
+  p.set_tasks_total(c.tasks.size());
+  p.set_tasks_pending(c.pending);
+  p.set_tasks_leased(c.leased);
+  p.set_tasks_done(c.done);
+  p.set_tasks_failed(c.failed);
+  p.set_attempts(c.attempts);
+  p.set_cost_usd(c.cost_usd);
+  p.set_status_message(c.record.status_message());
+  p.set_created_ms(c.record.created_ms());
+  p.set_updated_ms(c.record.updated_ms());
+  return p;
+}
+
+absl::StatusOr<v1::GetCampaignResponse> Scheduler::Get(const std::string& campaign_id) const {
+  auto it = by_id_.find(campaign_id);
+  if (it == by_id_.end()) return absl::NotFoundError(absl::StrCat("no campaign ", campaign_id));
+  v1::GetCampaignResponse response;
+  *response.mutable_progress() = Progress(*it->second);
+  *response.mutable_spec() = it->second->record.spec();
+  return response;
+}
+
+v1::ListCampaignsResponse Scheduler::List() const {
+  v1::ListCampaignsResponse response;
+  for (const auto& c : campaigns_) *response.add_campaigns() = Progress(*c);
+  return response;
+}
+
+bool Scheduler::HasActiveCampaigns() const {
+  for (const auto& c : campaigns_) {
+    if (c->active()) return true;
+  }
+  return false;
+}
+
+size_t Scheduler::ApproximateMemoryBytes() const {
+  size_t total = 0;
+  for (const auto& c : campaigns_) {
+    total += sizeof(Campaign) + c->record.SpaceUsedLong();
+    total += c->plan.cells.capacity() * sizeof(GridPoint);
+    total += c->plan.runs.capacity() * sizeof(TrainingRun);
+    total += c->tasks.capacity() * sizeof(TaskSlot);
+    total += c->cell_state.capacity();
+    for (const auto& [k, q] : c->ready) total += q.size() * sizeof(uint32_t) + k.second.size();
+    for (const auto& [t, j] : c->judge) total += sizeof(JudgeTask) + j.record.SpaceUsedLong();
+  }
+  total += (lease_heap_.size() + backoff_heap_.size()) * sizeof(HeapEntry);
+  return total;
+}
+
+}  // namespace ftb::coordinator

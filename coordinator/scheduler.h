@@ -1,0 +1,215 @@
+// The scheduler: every campaign's tasks and their state machine
+//
+//   PENDING --lease--> LEASED --complete--> DONE
+//      ^                 |  \--fail/expire, attempts left--> PENDING (after backoff)
+//      |                 \----fail/expire, none left / not retryable--> FAILED
+//   (cancel: PENDING -> CANCELLED; a LEASED task's report is refused)
+//
+// Deterministic and single-threaded by design: no threads, no sockets; the
+// clock, the store and the id source are injected, so tests drive time by
+// hand. NOT thread-safe: the service serialises calls (coordinator/service.h).
+//
+// Durability and group commit. Mutating calls change the in-memory state at
+// once and append their writes to a pending batch; the caller must not
+// acknowledge anything to a client until Commit() (or TakeBatch() + its own
+// synced write) has returned OK. The service runs many requests, then commits
+// their writes as one synced RocksDB batch, then replies to all of them. A
+// failed commit leaves memory ahead of disk: the scheduler then refuses every
+// further call (kUnavailable) and the process must restart and Recover().
+//
+// What is stored (keys, see scheduler.cc): the campaign record (spec, dataset
+// summaries, state) on submit/cancel/finish; a TaskRecord whenever a task is
+// leased, fails, expires or finishes; the result of each finished task; the
+// JUDGE tasks a finished TUNE task creates; an append-only event log. Cells
+// and never-leased tasks are not stored: they are re-derived from the spec by
+// the planner on Recover().
+#ifndef FTB_COORDINATOR_SCHEDULER_H_
+#define FTB_COORDINATOR_SCHEDULER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/rng.h"
+#include "coordinator/planner.h"
+#include "ftb/v1/coordinator.pb.h"
+#include "ftb/v1/state.pb.h"
+#include "storage/state_store.h"
+
+namespace ftb::coordinator {
+
+struct SchedulerOptions {
+  // Upper bound on cells per campaign (refused with kInvalidArgument above).
+  uint64_t max_cells_per_campaign = 20'000'000;
+  // Tasks one LeaseTasks call may take.
+  uint32_t max_lease_batch = 1000;
+  // Suggested wait for a worker that found nothing to do.
+  uint32_t idle_retry_ms = 200;
+  // Seed of the backoff jitter.
+  uint64_t jitter_seed = 1;
+};
+
+struct SubmitResult {
+  std::string campaign_id;
+  uint64_t cells = 0;
+  uint64_t tasks = 0;
+  bool already_existed = false;
+};
+
+class Scheduler {
+ public:
+  // `store`, `clock` and `ids` must outlive the scheduler.
+  Scheduler(storage::StateStore* store, const Clock* clock, IdSource* ids,
+            SchedulerOptions options = {});
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Loads every campaign from the store. Call once, before anything else.
+  // Leased tasks keep their lease for one more lease period from now (their
+  // workers may still be running them and will heartbeat); then they expire.
+  absl::Status Recover();
+
+  // Adds a campaign. `datasets` parallel to spec.datasets. A non-empty
+  // `request_id` seen before returns that campaign (already_existed).
+  // kInvalidArgument for a spec the planner rejects or a grid too large.
+  absl::StatusOr<SubmitResult> Submit(const v1::CampaignSpec& spec,
+                                      const std::vector<DatasetSummary>& datasets,
+                                      const std::string& spec_yaml,
+                                      const std::string& request_id);
+
+  v1::RegisterWorkerResponse RegisterWorker(const v1::RegisterWorkerRequest& request);
+
+  // Leases up to max_tasks ready tasks the worker can run, oldest campaign
+  // first, within per-backend concurrency limits. kFailedPrecondition for an
+  // unregistered worker (it must register again, e.g. after a restart);
+  // kInvalidArgument for max_tasks outside [1, max_lease_batch].
+  absl::StatusOr<v1::LeaseTasksResponse> Lease(const v1::LeaseTasksRequest& request);
+
+  // Extends the leases the worker still holds; 0 for the others. Extensions
+  // are kept in memory only (see Recover()).
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
+
+  // Records results. Idempotent per (task, attempt): a repeat is DUPLICATE;
+  // a report whose attempt lost the task is LEASE_LOST; a report from an
+  // expired attempt that nobody else has taken since is still ACCEPTED (the
+  // work is done; running it again would pay twice). kInvalidArgument for
+  // malformed ids or answers naming cells outside the task.
+  absl::StatusOr<v1::CompleteTasksResponse> Complete(const v1::CompleteTasksRequest& request);
+
+  absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request);
+
+  // kNotFound for an unknown id. Cancelling an ended campaign changes nothing.
+  absl::StatusOr<v1::CampaignProgress> Cancel(const std::string& campaign_id);
+
+  absl::StatusOr<v1::GetCampaignResponse> Get(const std::string& campaign_id) const;
+  v1::ListCampaignsResponse List() const;
+
+  // Expires overdue leases and releases tasks whose backoff has passed.
+  // Lease() calls it; the service also calls it periodically.
+  void Tick();
+
+  // Writes the pending batch (synced). See the header comment.
+  absl::Status Commit();
+  bool HasPendingWrites() const { return !batch_.empty(); }
+  // The pending batch, for a caller that writes it itself; resets it.
+  storage::WriteBatch TakeBatch();
+  // Marks the scheduler unusable after its batch failed to commit.
+  void SetBroken(const absl::Status& why);
+
+  // Events logged since the last call, with their campaign ids.
+  std::vector<std::pair<std::string, v1::CampaignEvent>> TakeEvents();
+
+  // Whether any campaign is still running (has work left).
+  bool HasActiveCampaigns() const;
+
+  // Approximate bytes of scheduling state (tasks, plan, queues), for the
+  // memory benchmark.
+  size_t ApproximateMemoryBytes() const;
+
+  struct Campaign;
+
+ private:
+  struct Worker;
+  struct TaskRef {
+    Campaign* campaign;
+    uint32_t task;
+  };
+  struct HeapEntry {
+    int64_t time_ms;
+    Campaign* campaign;
+    uint32_t task;
+    uint32_t attempt;
+    bool operator>(const HeapEntry& o) const { return time_ms > o.time_ms; }
+  };
+  using MinHeap = std::priority_queue<HeapEntry, std::vector<HeapEntry>, std::greater<>>;
+
+  absl::Status CheckUsable() const;
+  absl::StatusOr<TaskRef> ParseTaskId(const std::string& task_id) const;
+  std::unique_ptr<Campaign> BuildCampaign(v1::Campaign record, absl::Status* status);
+  void Enqueue(Campaign& c, uint32_t task);
+  void LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAssignment* out);
+  void FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const;
+  // A failed attempt (reported or expired): retry after backoff or fail.
+  bool FailAttempt(Campaign& c, uint32_t task, const std::string& error, bool retryable);
+  void FinishTask(Campaign& c, uint32_t task, uint32_t attempt, const v1::TaskResult& result);
+  void CellsOfTask(const Campaign& c, uint32_t task, std::vector<uint32_t>* cells) const;
+  void MarkCellDone(Campaign& c, uint32_t cell);
+  void MarkCellFailed(Campaign& c, uint32_t cell);
+  void MaybeFinishCampaign(Campaign& c);
+  void PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error = "");
+  void PutCampaignRecord(Campaign& c);
+  void LogEvent(Campaign& c, const std::string& message);
+  int64_t BackoffMs(const v1::RetryPolicy& retry, uint32_t attempt);
+  uint32_t InternWorker(const std::string& worker_id);
+  v1::CampaignProgress Progress(const Campaign& c) const;
+  std::string TaskId(const Campaign& c, uint32_t task) const;
+
+  storage::StateStore* store_;
+  const Clock* clock_;
+  IdSource* ids_;
+  SchedulerOptions options_;
+  Rng jitter_;
+  absl::Status broken_;
+
+  std::vector<std::unique_ptr<Campaign>> campaigns_;  // submission order
+  absl::flat_hash_map<std::string, Campaign*> by_id_;
+  absl::flat_hash_map<std::string, Campaign*> by_request_id_;
+  std::vector<std::string> worker_names_;
+  absl::flat_hash_map<std::string, uint32_t> worker_index_;
+  absl::flat_hash_map<uint32_t, std::unique_ptr<Worker>> workers_;  // registered
+  MinHeap lease_heap_;    // lease deadlines
+  MinHeap backoff_heap_;  // retry not-before times
+  size_t lease_cursor_ = 0;  // round-robin start over campaigns
+
+  storage::WriteBatch batch_;
+  std::vector<std::pair<std::string, v1::CampaignEvent>> events_;
+};
+
+// Key layout of the coordinator's tables (exposed for tests and tools).
+namespace keys {
+std::string Campaign(const std::string& id);
+inline constexpr char kCampaignPrefix[] = "c/";
+std::string TaskRecordPrefix(const std::string& campaign);
+std::string TaskRecord(const std::string& campaign, uint32_t task);
+std::string ResultPrefix(const std::string& campaign);
+std::string Result(const std::string& campaign, uint32_t task);
+std::string JudgeTaskPrefix(const std::string& campaign);
+std::string JudgeTask(const std::string& campaign, uint32_t task);
+std::string EventPrefix(const std::string& campaign);
+std::string Event(const std::string& campaign, uint64_t seq);
+// Decodes the task index at the end of a task/result/judge key.
+bool TaskIndexFromKey(std::string_view key, uint32_t* task);
+}  // namespace keys
+
+}  // namespace ftb::coordinator
+
+#endif  // FTB_COORDINATOR_SCHEDULER_H_

@@ -1,0 +1,461 @@
+#include "coordinator/scheduler.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/memory_state_store.h"
+
+namespace ftb::coordinator {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr int64_t kLeaseMs = 10'000;
+
+v1::CampaignSpec Spec(int epochs_values = 1, int seeds = 3) {
+  v1::CampaignSpec spec;
+  spec.set_name("t");
+  auto* d = spec.add_datasets();
+  d->set_name("people");
+  d->set_source(v1::DATASET_SOURCE_BUILTIN);
+  auto* m = spec.add_models();
+  m->set_name("fixture");
+  m->set_backend("test");
+  for (int e = 1; e <= epochs_values; ++e) spec.mutable_grid()->add_epochs(e);
+  spec.mutable_grid()->add_learning_rate_multiplier(1);
+  spec.mutable_grid()->add_batch_size(1);
+  for (int s = 0; s < seeds; ++s) spec.mutable_grid()->add_seed(s);
+  auto* r = spec.mutable_retry();
+  r->set_max_attempts(3);
+  r->set_initial_backoff_seconds(1);
+  r->set_max_backoff_seconds(8);
+  r->set_backoff_multiplier(2);
+  r->set_jitter(0);
+  r->set_lease_seconds(kLeaseMs / 1000.0);
+  spec.mutable_judge()->set_batch_size(2);
+  return spec;
+}
+
+std::vector<DatasetSummary> Summaries() { return {DatasetSummary{"people", "f00d", 6, 12, {}}}; }
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  SchedulerTest() { Restart(); }
+
+  // A fresh scheduler over the same store: what a coordinator restart sees.
+  void Restart() {
+    scheduler_ = std::make_unique<Scheduler>(&store_, &clock_, &ids_);
+    ASSERT_TRUE(scheduler_->Recover().ok());
+  }
+
+  void Register(const std::string& worker, v1::WorkerRole role = v1::WORKER_ROLE_TUNE,
+                std::vector<std::string> backends = {"test"}) {
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id(worker);
+    r.set_role(role);
+    for (auto& b : backends) r.add_backends(b);
+    r.set_slots(1);
+    scheduler_->RegisterWorker(r);
+  }
+
+  std::string Submit(const v1::CampaignSpec& spec) {
+    absl::StatusOr<SubmitResult> r = scheduler_->Submit(spec, Summaries(), "", "");
+    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return r->campaign_id;
+  }
+
+  std::vector<v1::TaskAssignment> Lease(const std::string& worker, uint32_t max = 10) {
+    v1::LeaseTasksRequest r;
+    r.set_worker_id(worker);
+    r.set_max_tasks(max);
+    absl::StatusOr<v1::LeaseTasksResponse> resp = scheduler_->Lease(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return {resp->tasks().begin(), resp->tasks().end()};
+  }
+
+  v1::CompletionOutcome Complete(const v1::TaskAssignment& a, uint32_t attempt = 0,
+                                 v1::TaskResult result = {}) {
+    v1::CompleteTasksRequest r;
+    r.set_worker_id("w");
+    auto* c = r.add_completions();
+    c->set_task_id(a.task_id());
+    c->set_attempt(attempt ? attempt : a.attempt());
+    result.set_digest("d-" + a.task_id());
+    *c->mutable_result() = result;
+    absl::StatusOr<v1::CompleteTasksResponse> resp = scheduler_->Complete(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return resp->outcomes(0);
+  }
+
+  v1::FailTaskResponse Fail(const v1::TaskAssignment& a, bool retryable = true) {
+    v1::FailTaskRequest r;
+    r.set_worker_id("w");
+    r.set_task_id(a.task_id());
+    r.set_attempt(a.attempt());
+    r.set_error("boom " + std::to_string(a.attempt()));
+    r.set_retryable(retryable);
+    absl::StatusOr<v1::FailTaskResponse> resp = scheduler_->Fail(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return *resp;
+  }
+
+  v1::CampaignProgress Progress(const std::string& id) {
+    absl::StatusOr<v1::GetCampaignResponse> r = scheduler_->Get(id);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r->progress();
+  }
+
+  int64_t HeartbeatDeadline(const std::string& worker, const v1::TaskAssignment& a) {
+    v1::HeartbeatRequest r;
+    r.set_worker_id(worker);
+    auto* t = r.add_tasks();
+    t->set_task_id(a.task_id());
+    t->set_attempt(a.attempt());
+    absl::StatusOr<v1::HeartbeatResponse> resp = scheduler_->Heartbeat(r);
+    EXPECT_TRUE(resp.ok());
+    return resp->lease_deadline_ms(0);
+  }
+
+  storage::MemoryStateStore store_;
+  FakeClock clock_;
+  SequentialIdSource ids_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SchedulerTest, LeasesCompletesAndFinishes) {
+  std::string id = Submit(Spec(/*epochs_values=*/2, /*seeds=*/3));
+  Register("w");
+  std::vector<v1::TaskAssignment> tasks = Lease("w");
+  ASSERT_EQ(tasks.size(), 3u);  // 3 training runs, each serving 2 epoch cells
+  EXPECT_EQ(tasks[0].kind(), v1::TASK_KIND_TUNE);
+  EXPECT_EQ(tasks[0].attempt(), 1u);
+  EXPECT_THAT(tasks[0].tune().epochs(), ElementsAre(1, 2));
+  EXPECT_EQ(tasks[0].tune().cell_ids_size(), 2);
+  EXPECT_EQ(tasks[0].lease_deadline_ms(), clock_.NowMs() + kLeaseMs);
+  EXPECT_EQ(Progress(id).tasks_leased(), 3u);
+  for (const auto& t : tasks) EXPECT_EQ(Complete(t), v1::COMPLETION_OUTCOME_ACCEPTED);
+  v1::CampaignProgress p = Progress(id);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+  EXPECT_EQ(p.cells_done(), 6u);
+  EXPECT_EQ(p.tasks_done(), 3u);
+  EXPECT_EQ(p.attempts(), 3u);
+  EXPECT_TRUE(Lease("w").empty());
+}
+
+TEST_F(SchedulerTest, DuplicateCompletionIsNotCountedTwice) {
+  std::string id = Submit(Spec(1, 2));
+  Register("w");
+  auto tasks = Lease("w", 1);
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(Complete(tasks[0]), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Complete(tasks[0]), v1::COMPLETION_OUTCOME_DUPLICATE);
+  EXPECT_EQ(Progress(id).tasks_done(), 1u);
+  EXPECT_EQ(Progress(id).cells_done(), 1u);
+}
+
+TEST_F(SchedulerTest, ExpiredLeaseIsRequeuedAndLateReportRefused) {
+  std::string id = Submit(Spec(1, 1));
+  Register("a");
+  Register("b");
+  auto first = Lease("a");
+  ASSERT_EQ(first.size(), 1u);
+  clock_.AdvanceMs(kLeaseMs + 1);  // a stops heartbeating
+  // Expired: back to pending with a 1 s backoff (attempt 1, jitter 0).
+  EXPECT_TRUE(Lease("b").empty());
+  EXPECT_EQ(Progress(id).tasks_pending(), 1u);
+  clock_.AdvanceMs(1000);
+  auto second = Lease("b");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].task_id(), first[0].task_id());
+  EXPECT_EQ(second[0].attempt(), 2u);
+  EXPECT_EQ(HeartbeatDeadline("a", first[0]), 0);  // a lost it
+  EXPECT_EQ(Complete(first[0]), v1::COMPLETION_OUTCOME_LEASE_LOST);
+  EXPECT_EQ(Complete(second[0]), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Complete(first[0]), v1::COMPLETION_OUTCOME_LEASE_LOST);
+  v1::CampaignProgress p = Progress(id);
+  EXPECT_EQ(p.tasks_done(), 1u);
+  EXPECT_EQ(p.attempts(), 2u);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+}
+
+TEST_F(SchedulerTest, LateReportOfExpiredLeaseIsAcceptedWhileNobodyElseHasIt) {
+  std::string id = Submit(Spec(1, 1));
+  Register("a");
+  auto first = Lease("a");
+  clock_.AdvanceMs(kLeaseMs + 1);
+  scheduler_->Tick();
+  EXPECT_EQ(Progress(id).tasks_pending(), 1u);
+  // The work is finished; running it again would pay twice.
+  EXPECT_EQ(Complete(first[0]), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+  clock_.AdvanceMs(5000);
+  EXPECT_TRUE(Lease("a").empty());  // the stale queue entry is skipped
+}
+
+TEST_F(SchedulerTest, HeartbeatsExtendTheLease) {
+  std::string id = Submit(Spec(1, 1));
+  Register("a");
+  auto tasks = Lease("a");
+  for (int i = 0; i < 5; ++i) {
+    clock_.AdvanceMs(kLeaseMs / 2);
+    EXPECT_EQ(HeartbeatDeadline("a", tasks[0]), clock_.NowMs() + kLeaseMs);
+    scheduler_->Tick();
+  }
+  EXPECT_EQ(Progress(id).tasks_leased(), 1u);
+  EXPECT_EQ(HeartbeatDeadline("b", tasks[0]), 0);  // not b's lease
+  clock_.AdvanceMs(kLeaseMs + 1);
+  scheduler_->Tick();
+  EXPECT_EQ(Progress(id).tasks_leased(), 0u);
+}
+
+TEST_F(SchedulerTest, RetriesWithExponentialBackoffThenFailsKeepingTheError) {
+  std::string id = Submit(Spec(1, 1));
+  Register("w");
+  auto t = Lease("w");
+  EXPECT_TRUE(Fail(t[0]).will_retry());
+  clock_.AdvanceMs(999);
+  EXPECT_TRUE(Lease("w").empty());  // backoff 1 s
+  clock_.AdvanceMs(1);
+  t = Lease("w");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].attempt(), 2u);
+  EXPECT_TRUE(Fail(t[0]).will_retry());
+  clock_.AdvanceMs(1999);
+  EXPECT_TRUE(Lease("w").empty());  // backoff 2 s
+  clock_.AdvanceMs(1);
+  t = Lease("w");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].attempt(), 3u);
+  EXPECT_FALSE(Fail(t[0]).will_retry());  // max_attempts 3
+  v1::CampaignProgress p = Progress(id);
+  EXPECT_EQ(p.tasks_failed(), 1u);
+  EXPECT_EQ(p.cells_failed(), 1u);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_FAILED);
+  // The last error is kept in the task record.
+  std::string raw = *store_.Get(keys::TaskRecord(id, 0));
+  v1::TaskRecord record;
+  ASSERT_TRUE(record.ParseFromString(raw));
+  EXPECT_EQ(record.state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(record.last_error(), "boom 3");
+}
+
+TEST_F(SchedulerTest, JitterSpreadsBackoffWithinBounds) {
+  v1::CampaignSpec spec = Spec(1, 40);
+  spec.mutable_retry()->set_jitter(0.5);
+  spec.mutable_retry()->set_initial_backoff_seconds(10);
+  spec.mutable_retry()->set_max_backoff_seconds(60);
+  std::string id = Submit(spec);
+  Register("w");
+  auto tasks = Lease("w", 40);
+  ASSERT_EQ(tasks.size(), 40u);
+  for (const auto& t : tasks) Fail(t);
+  // Each backoff is 10 s +- 50%: nothing before 5 s, everything by 15 s, and
+  // not all at once.
+  clock_.AdvanceMs(4999);
+  EXPECT_TRUE(Lease("w", 40).empty());
+  clock_.AdvanceMs(5001);
+  size_t by_10s = Lease("w", 40).size();
+  EXPECT_GT(by_10s, 0u);
+  EXPECT_LT(by_10s, 40u);
+  clock_.AdvanceMs(5000);
+  EXPECT_EQ(by_10s + Lease("w", 40).size(), 40u);
+}
+
+TEST_F(SchedulerTest, NonRetryableFailureFailsAtOnce) {
+  std::string id = Submit(Spec(1, 1));
+  Register("w");
+  auto t = Lease("w");
+  EXPECT_FALSE(Fail(t[0], /*retryable=*/false).will_retry());
+  EXPECT_EQ(Progress(id).tasks_failed(), 1u);
+}
+
+TEST_F(SchedulerTest, CancellationStopsLeasingAndRefusesRunningReports) {
+  std::string id = Submit(Spec(1, 4));
+  Register("w");
+  auto running = Lease("w", 1);
+  absl::StatusOr<v1::CampaignProgress> p = scheduler_->Cancel(id);
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  EXPECT_EQ(p->state(), v1::CAMPAIGN_STATE_CANCELLED);
+  EXPECT_EQ(p->tasks_pending(), 0u);
+  EXPECT_TRUE(Lease("w").empty());
+  EXPECT_EQ(HeartbeatDeadline("w", running[0]), 0);
+  EXPECT_EQ(Complete(running[0]), v1::COMPLETION_OUTCOME_LEASE_LOST);
+  // Survives a restart.
+  Restart();
+  Register("w");
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_CANCELLED);
+  EXPECT_TRUE(Lease("w").empty());
+  EXPECT_EQ(scheduler_->Cancel("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SchedulerTest, PerBackendConcurrencyLimitIsEnforcedAtLeaseTime) {
+  v1::CampaignSpec spec = Spec(1, 6);
+  (*spec.mutable_limits())["test"].set_max_concurrent_tune(2);
+  std::string id = Submit(spec);
+  Register("a");
+  Register("b");
+  auto a = Lease("a", 10);
+  EXPECT_EQ(a.size(), 2u);
+  EXPECT_TRUE(Lease("b", 10).empty());
+  Complete(a[0]);
+  auto b = Lease("b", 10);
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_EQ(Progress(id).tasks_leased(), 2u);
+}
+
+TEST_F(SchedulerTest, RejectsBadRequestsWithSpecificCodes) {
+  Submit(Spec(1, 1));
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("stranger");
+  lease.set_max_tasks(1);
+  EXPECT_EQ(scheduler_->Lease(lease).status().code(), absl::StatusCode::kFailedPrecondition);
+  Register("w");
+  lease.set_worker_id("w");
+  lease.set_max_tasks(0);
+  EXPECT_EQ(scheduler_->Lease(lease).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::CompleteTasksRequest complete;
+  complete.add_completions()->set_task_id("no-slash");
+  absl::Status s = scheduler_->Complete(complete).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "task_id: expected <campaign>/<index>, got \"no-slash\"");
+  complete.mutable_completions(0)->set_task_id("c999/0");
+  absl::StatusOr<v1::CompleteTasksResponse> r = scheduler_->Complete(complete);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->outcomes(0), v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+}
+
+TEST_F(SchedulerTest, AnswersForForeignCellsAreRejectedAndChangeNothing) {
+  std::string id = Submit(Spec(1, 2));
+  Register("w");
+  auto t = Lease("w", 1);
+  v1::TaskResult bad;
+  bad.add_answers()->set_cell_id("not-a-cell-of-this-task");
+  v1::CompleteTasksRequest r;
+  auto* c = r.add_completions();
+  c->set_task_id(t[0].task_id());
+  c->set_attempt(1);
+  *c->mutable_result() = bad;
+  EXPECT_EQ(scheduler_->Complete(r).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Progress(id).tasks_leased(), 1u);
+  EXPECT_EQ(Progress(id).tasks_done(), 0u);
+}
+
+TEST_F(SchedulerTest, RecoversEverythingCommittedAndNothingElse) {
+  std::string id = Submit(Spec(2, 5));  // 5 runs, 10 cells
+  Register("w");
+  auto tasks = Lease("w", 3);
+  Complete(tasks[0]);
+  Fail(tasks[1]);
+  // tasks[2] stays leased. An uncommitted change is lost by the "crash":
+  v1::TaskAssignment extra = [&] {
+    v1::LeaseTasksRequest r;
+    r.set_worker_id("w");
+    r.set_max_tasks(1);
+    return scheduler_->Lease(r)->tasks(0);
+  }();
+  (void)extra;  // never committed
+  v1::CampaignProgress before = Progress(id);
+  Restart();
+  v1::CampaignProgress after = Progress(id);
+  EXPECT_EQ(after.tasks_done(), 1u);
+  EXPECT_EQ(after.cells_done(), 2u);
+  EXPECT_EQ(after.tasks_leased(), 1u);
+  EXPECT_EQ(after.tasks_pending(), 3u);  // 2 never leased (incl. the lost one) + 1 retrying
+  EXPECT_EQ(after.attempts(), before.attempts() - 1);
+  // The surviving lease still belongs to its worker, which can finish it
+  // without re-registering...
+  EXPECT_EQ(Complete(tasks[2]), v1::COMPLETION_OUTCOME_ACCEPTED);
+  // ...but leasing needs registration again.
+  v1::LeaseTasksRequest r;
+  r.set_worker_id("w");
+  r.set_max_tasks(10);
+  EXPECT_EQ(scheduler_->Lease(r).status().code(), absl::StatusCode::kFailedPrecondition);
+  Register("w");
+  clock_.AdvanceMs(2000);
+  auto rest = Lease("w", 10);
+  EXPECT_EQ(rest.size(), 3u);
+  for (const auto& t : rest) Complete(t);
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+  EXPECT_EQ(Progress(id).cells_done(), 10u);
+  Restart();
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+  EXPECT_EQ(Progress(id).cells_done(), 10u);
+}
+
+TEST_F(SchedulerTest, LeasesHeldAtACrashGetOneLeasePeriodThenExpire) {
+  std::string id = Submit(Spec(1, 1));
+  Register("w");
+  auto t = Lease("w");
+  clock_.AdvanceMs(kLeaseMs * 3);  // long outage: the stored deadline passed
+  Restart();
+  scheduler_->Tick();
+  EXPECT_EQ(Progress(id).tasks_leased(), 1u);  // grace for the worker
+  EXPECT_GT(HeartbeatDeadline("w", t[0]), 0);
+  clock_.AdvanceMs(kLeaseMs + 1);
+  scheduler_->Tick();
+  EXPECT_EQ(Progress(id).tasks_leased(), 0u);
+}
+
+TEST_F(SchedulerTest, SubmissionWithTheSameRequestIdIsIdempotent) {
+  absl::StatusOr<SubmitResult> a = scheduler_->Submit(Spec(1, 2), Summaries(), "", "req-1");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  Restart();
+  absl::StatusOr<SubmitResult> b = scheduler_->Submit(Spec(1, 2), Summaries(), "", "req-1");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->already_existed);
+  EXPECT_EQ(b->campaign_id, a->campaign_id);
+  EXPECT_EQ(scheduler_->List().campaigns_size(), 1);
+}
+
+TEST_F(SchedulerTest, AnswersBecomeJudgeTasksAndCellsFinishWhenJudged) {
+  v1::CampaignSpec spec = Spec(1, 1);
+  spec.mutable_judge()->add_graders()->set_kind("rules");
+  std::string id = Submit(spec);
+  Register("tuner");
+  Register("judge", v1::WORKER_ROLE_JUDGE, {"rules"});
+  auto tune = Lease("tuner");
+  ASSERT_EQ(tune.size(), 1u);
+  v1::TaskResult result;
+  auto* answers = result.add_answers();
+  answers->set_cell_id(tune[0].tune().cell_ids(0));
+  for (int i = 0; i < 3; ++i) {
+    auto* item = answers->add_items();
+    item->set_question_id("q" + std::to_string(i));
+    item->set_answer("a");
+  }
+  EXPECT_EQ(Complete(tune[0], 0, result), v1::COMPLETION_OUTCOME_ACCEPTED);
+  v1::CampaignProgress p = Progress(id);
+  EXPECT_EQ(p.cells_done(), 0u);  // waiting for its verdicts
+  EXPECT_EQ(p.tasks_total(), 3u);  // 1 TUNE + ceil(3 / 2) JUDGE
+  EXPECT_TRUE(Lease("tuner").empty());
+  Restart();  // judge tasks survive a restart
+  Register("judge", v1::WORKER_ROLE_JUDGE, {"rules"});
+  auto judge = Lease("judge");
+  ASSERT_EQ(judge.size(), 2u);
+  EXPECT_EQ(judge[0].kind(), v1::TASK_KIND_JUDGE);
+  EXPECT_EQ(judge[0].judge().items_size(), 2);
+  EXPECT_EQ(judge[1].judge().items_size(), 1);
+  EXPECT_EQ(judge[0].judge().items(0).cell_id(), tune[0].tune().cell_ids(0));
+  Complete(judge[0]);
+  EXPECT_EQ(Progress(id).cells_done(), 0u);
+  Complete(judge[1]);
+  EXPECT_EQ(Progress(id).cells_done(), 1u);
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+}
+
+TEST_F(SchedulerTest, StateIsCompactPerPendingCell) {
+  v1::CampaignSpec spec = Spec(1, 100000);
+  Submit(spec);
+  size_t bytes = scheduler_->ApproximateMemoryBytes();
+  EXPECT_LT(bytes / 100000, 120u) << bytes;
+}
+
+}  // namespace
+}  // namespace ftb::coordinator

@@ -1,0 +1,490 @@
+#include "coordinator/service.h"
+
+#include <chrono>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "datasets/dataset.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "spec/spec.h"
+#include "storage/memory_state_store.h"
+#include "storage/rocksdb_state_store.h"
+
+namespace ftb::coordinator {
+
+// --- SchedulerLoop ------------------------------------------------------------
+
+SchedulerLoop::SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms)
+    : scheduler_(std::move(scheduler)), tick_ms_(tick_ms) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+SchedulerLoop::~SchedulerLoop() { Stop(); }
+
+void SchedulerLoop::Post(std::function<void(Scheduler&)> op,
+                         std::function<void(const absl::Status&)> done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Op{std::move(op), std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("coordinator is shutting down"));
+}
+
+uint64_t SchedulerLoop::Subscribe(const std::string& campaign_id, EventSink sink) {
+  absl::MutexLock lock(&mu_);
+  uint64_t handle = next_handle_++;
+  sinks_.emplace_back(handle, campaign_id, std::move(sink));
+  return handle;
+}
+
+void SchedulerLoop::Unsubscribe(uint64_t handle) {
+  absl::MutexLock lock(&mu_);
+  std::erase_if(sinks_, [handle](const auto& s) { return std::get<0>(s) == handle; });
+}
+
+void SchedulerLoop::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t SchedulerLoop::batches() const {
+  absl::MutexLock lock(&mu_);
+  return batches_;
+}
+
+uint64_t SchedulerLoop::operations() const {
+  absl::MutexLock lock(&mu_);
+  return operations_;
+}
+
+void SchedulerLoop::Loop() {
+  auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || stopping_;
+  };
+  auto next_tick = std::chrono::steady_clock::now();
+  auto next_progress = next_tick;
+  absl::flat_hash_map<uint64_t, std::string> last_progress;  // by watcher handle
+  while (true) {
+    std::vector<Op> ops;
+    bool stopping;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(tick_ms_));
+      ops.swap(queue_);
+      stopping = stopping_;
+      operations_ += ops.size();
+    }
+    for (Op& op : ops) op.run(*scheduler_);
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      scheduler_->Tick();  // lease expiry even when nobody calls
+      next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(tick_ms_);
+    }
+    absl::Status status;
+    if (scheduler_->HasPendingWrites()) {
+      status = scheduler_->Commit();  // one synced write for every op above
+      absl::MutexLock lock(&mu_);
+      ++batches_;
+    }
+    for (Op& op : ops) op.done(status);
+    std::vector<std::pair<std::string, v1::CampaignEvent>> events = scheduler_->TakeEvents();
+    if (!events.empty() && status.ok()) {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [campaign, event] : events) {
+        for (const auto& [handle, id, sink] : sinks_) {
+          if (id == campaign) sink(event);
+        }
+      }
+    }
+    // Progress snapshots for watchers, at most every 500 ms per campaign and
+    // only when something changed (completions are not logged as events).
+    if (status.ok() && std::chrono::steady_clock::now() >= next_progress) {
+      next_progress = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+      absl::MutexLock lock(&mu_);
+      for (const auto& [handle, id, sink] : sinks_) {
+        absl::StatusOr<v1::GetCampaignResponse> got = scheduler_->Get(id);
+        if (!got.ok()) continue;
+        std::string key = got->progress().SerializeAsString();
+        std::string& last = last_progress[handle];
+        if (key == last) continue;
+        last = key;
+        v1::CampaignEvent event;
+        event.set_time_ms(RealClock::Get()->NowMs());
+        *event.mutable_progress() = got->progress();
+        sink(event);
+      }
+    }
+    if (stopping) {
+      absl::MutexLock lock(&mu_);
+      if (queue_.empty()) return;
+    }
+  }
+}
+
+// --- validation -------------------------------------------------------------
+
+namespace {
+
+absl::Status Require(bool ok, const std::string& message) {
+  return ok ? absl::OkStatus() : absl::InvalidArgumentError(message);
+}
+
+absl::Status Validate(const v1::RegisterWorkerRequest& r) {
+  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  FTB_RETURN_IF_ERROR(Require(r.role() == v1::WORKER_ROLE_TUNE || r.role() == v1::WORKER_ROLE_JUDGE,
+                              "role: expected WORKER_ROLE_TUNE or WORKER_ROLE_JUDGE"));
+  FTB_RETURN_IF_ERROR(Require(r.backends_size() > 0, "backends: expected at least one"));
+  for (const auto& b : r.backends()) {
+    FTB_RETURN_IF_ERROR(Require(!b.empty(), "backends: empty name"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::LeaseTasksRequest& r) {
+  return Require(!r.worker_id().empty(), "worker_id: required");
+}
+
+absl::Status Validate(const v1::HeartbeatRequest& r) {
+  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  return Require(r.tasks_size() <= 10000, "tasks: at most 10000 per heartbeat");
+}
+
+absl::Status Validate(const v1::CompleteTasksRequest& r) {
+  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  FTB_RETURN_IF_ERROR(Require(r.completions_size() > 0, "completions: expected at least one"));
+  for (int i = 0; i < r.completions_size(); ++i) {
+    FTB_RETURN_IF_ERROR(Require(r.completions(i).attempt() > 0,
+                                absl::StrCat("completions[", i, "].attempt: expected >= 1")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::FailTaskRequest& r) {
+  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  FTB_RETURN_IF_ERROR(Require(!r.task_id().empty(), "task_id: required"));
+  return Require(r.attempt() > 0, "attempt: expected >= 1");
+}
+
+// Parses the submitted spec and summarises its datasets (file I/O: runs on
+// the calling gRPC thread, not on the scheduler loop).
+absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> PrepareSubmission(
+    const v1::SubmitCampaignRequest& r) {
+  if (r.spec_yaml().empty()) {
+    return absl::InvalidArgumentError(
+        "spec_yaml: required (the campaign YAML; see docs/spec.md)");
+  }
+  std::string filename = r.spec_filename().empty() ? "<submitted>" : r.spec_filename();
+  FTB_ASSIGN_OR_RETURN(v1::CampaignSpec spec,
+                       spec::ParseCampaignSpec(r.spec_yaml(), filename, spec::ProcessEnv()));
+  std::vector<DatasetSummary> summaries;
+  for (const v1::DatasetSpec& ds : spec.datasets()) {
+    absl::StatusOr<v1::Dataset> data = datasets::LoadDataset(ds);
+    if (!data.ok()) {
+      return absl::Status(data.status().code(),
+                          absl::StrCat("dataset ", ds.label().empty() ? ds.name() : ds.label(),
+                                       ": ", data.status().message()));
+    }
+    summaries.push_back(Summarize(ds, *data));
+  }
+  return std::make_pair(std::move(spec), std::move(summaries));
+}
+
+}  // namespace
+
+// --- service ------------------------------------------------------------------
+
+CoordinatorService::CoordinatorService(SchedulerLoop* loop) : loop_(loop) {}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx, Fn op) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto result = std::make_shared<absl::Status>();
+  loop_->Post([op = std::move(op), result](Scheduler& s) { *result = op(s); },
+              [reactor, result](const absl::Status& commit) {
+                reactor->Finish(ToGrpcStatus(commit.ok() ? *result : commit));
+              });
+  return reactor;
+}
+
+#define FTB_REJECT_INVALID(ctx, request)                 \
+  if (absl::Status v = Validate(*request); !v.ok()) {    \
+    auto* reactor = ctx->DefaultReactor();               \
+    reactor->Finish(ToGrpcStatus(v));                    \
+    return reactor;                                      \
+  }
+
+grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
+    grpc::CallbackServerContext* ctx, const v1::RegisterWorkerRequest* request,
+    v1::RegisterWorkerResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    *response = s.RegisterWorker(*request);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::LeaseTasks(grpc::CallbackServerContext* ctx,
+                                                         const v1::LeaseTasksRequest* request,
+                                                         v1::LeaseTasksResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::LeaseTasksResponse> r = s.Lease(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
+                                                        const v1::HeartbeatRequest* request,
+                                                        v1::HeartbeatResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::HeartbeatResponse> r = s.Heartbeat(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::CompleteTasks(
+    grpc::CallbackServerContext* ctx, const v1::CompleteTasksRequest* request,
+    v1::CompleteTasksResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::CompleteTasksResponse> r = s.Complete(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::FailTask(grpc::CallbackServerContext* ctx,
+                                                       const v1::FailTaskRequest* request,
+                                                       v1::FailTaskResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::FailTaskResponse> r = s.Fail(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::SubmitCampaign(
+    grpc::CallbackServerContext* ctx, const v1::SubmitCampaignRequest* request,
+    v1::SubmitCampaignResponse* response) {
+  auto prepared = PrepareSubmission(*request);
+  if (!prepared.ok()) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish(ToGrpcStatus(prepared.status()));
+    return reactor;
+  }
+  auto shared = std::make_shared<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>>(
+      *std::move(prepared));
+  return Run(ctx, [request, response, shared](Scheduler& s) -> absl::Status {
+    FTB_ASSIGN_OR_RETURN(SubmitResult r, s.Submit(shared->first, shared->second,
+                                                  request->spec_yaml(), request->request_id()));
+    response->set_campaign_id(r.campaign_id);
+    response->set_cells(r.cells);
+    response->set_tasks(r.tasks);
+    response->set_already_existed(r.already_existed);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetCampaign(grpc::CallbackServerContext* ctx,
+                                                          const v1::GetCampaignRequest* request,
+                                                          v1::GetCampaignResponse* response) {
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::GetCampaignResponse> r = s.Get(request->campaign_id());
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListCampaigns(
+    grpc::CallbackServerContext* ctx, const v1::ListCampaignsRequest*,
+    v1::ListCampaignsResponse* response) {
+  return Run(ctx, [response](Scheduler& s) {
+    *response = s.List();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::CancelCampaign(
+    grpc::CallbackServerContext* ctx, const v1::CancelCampaignRequest* request,
+    v1::CancelCampaignResponse* response) {
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::CampaignProgress> r = s.Cancel(request->campaign_id());
+    if (!r.ok()) return r.status();
+    *response->mutable_progress() = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+namespace {
+
+// Streams a snapshot, then every event, until the campaign ends or the
+// client cancels. One write in flight at a time (gRPC's rule); later events
+// queue, and only the newest progress matters, so the queue is bounded.
+class WatchReactor : public grpc::ServerWriteReactor<v1::CampaignEvent> {
+ public:
+  WatchReactor(SchedulerLoop* loop, std::string campaign_id)
+      : loop_(loop), campaign_id_(std::move(campaign_id)) {
+    auto snapshot = std::make_shared<absl::StatusOr<v1::GetCampaignResponse>>(
+        absl::UnknownError("unset"));
+    loop_->Post([this, snapshot](Scheduler& s) {
+      *snapshot = s.Get(campaign_id_);
+      if (snapshot->ok()) {
+        // Subscribe on the loop thread so no event falls between the
+        // snapshot and the subscription.
+        handle_ = loop_->Subscribe(campaign_id_, [this](const v1::CampaignEvent& e) { Push(e); });
+      }
+    },
+                [this, snapshot](const absl::Status&) {
+                  if (!snapshot->ok()) {
+                    Finish(ToGrpcStatus(snapshot->status()));
+                    return;
+                  }
+                  v1::CampaignEvent first;
+                  first.set_time_ms(0);
+                  *first.mutable_progress() = (*snapshot)->progress();
+                  Push(first);
+                });
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(grpc::Status::OK);
+      return;
+    }
+    WriteNextLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    if (handle_ != 0) loop_->Unsubscribe(handle_);
+    delete this;
+  }
+
+ private:
+  void Push(const v1::CampaignEvent& e) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    if (pending_.size() >= 64) pending_.pop_front();  // slow client: drop oldest
+    pending_.push_back(e);
+    if (!writing_) WriteNextLocked();
+  }
+
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (pending_.empty()) {
+      if (ended_) FinishLocked(grpc::Status::OK);
+      return;
+    }
+    current_ = std::move(pending_.front());
+    pending_.pop_front();
+    v1::CampaignState s = current_.progress().state();
+    ended_ = s == v1::CAMPAIGN_STATE_SUCCEEDED || s == v1::CAMPAIGN_STATE_FAILED ||
+             s == v1::CAMPAIGN_STATE_CANCELLED;
+    writing_ = true;
+    StartWrite(&current_);
+  }
+
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  SchedulerLoop* loop_;
+  const std::string campaign_id_;
+  uint64_t handle_ = 0;  // set on the loop thread before any Push
+  absl::Mutex mu_;
+  std::deque<v1::CampaignEvent> pending_ ABSL_GUARDED_BY(mu_);
+  v1::CampaignEvent current_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::CampaignEvent>* CoordinatorService::WatchCampaign(
+    grpc::CallbackServerContext*, const v1::WatchCampaignRequest* request) {
+  return new WatchReactor(loop_, request->campaign_id());
+}
+
+// --- server ---------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const CoordinatorOptions& options) {
+  std::unique_ptr<CoordinatorServer> server(new CoordinatorServer);
+  if (options.state_dir.empty()) {
+    server->store_ = std::make_unique<storage::MemoryStateStore>();
+  } else {
+    FTB_ASSIGN_OR_RETURN(server->store_, storage::RocksDbStateStore::Open(options.state_dir));
+  }
+  server->ids_ = std::make_unique<RandomIdSource>();
+  SchedulerOptions scheduler_options;
+  scheduler_options.max_cells_per_campaign = options.max_cells;
+  auto scheduler = std::make_unique<Scheduler>(server->store_.get(), RealClock::Get(),
+                                               server->ids_.get(), scheduler_options);
+  auto started = std::chrono::steady_clock::now();
+  FTB_RETURN_IF_ERROR(scheduler->Recover());
+  server->recovery_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  server->loop_ = std::make_unique<SchedulerLoop>(std::move(scheduler), options.tick_ms);
+  server->service_ = std::make_unique<CoordinatorService>(server->loop_.get());
+
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  server->host_ = options.listen.substr(0, options.listen.rfind(':'));
+  return server;
+}
+
+std::string CoordinatorServer::address() const { return absl::StrCat(host_, ":", port_); }
+
+void CoordinatorServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (loop_) loop_->Stop();
+  service_.reset();
+  server_.reset();
+  loop_.reset();
+  store_.reset();
+}
+
+void CoordinatorServer::Wait() {
+  if (server_) server_->Wait();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace ftb::coordinator

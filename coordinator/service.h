@@ -1,0 +1,162 @@
+// The coordinator's gRPC front end: the Coordinator service (callback API)
+// and the loop that feeds it to the scheduler with group commit.
+//
+// Threading. gRPC callback threads never touch the scheduler. They validate
+// a request, then Post() an operation to the SchedulerLoop's single thread.
+// That thread runs every queued operation, writes all their state changes as
+// ONE synced batch, and only then completes the RPCs (durable before
+// acknowledged). While a batch is being written, new requests queue and go
+// into the next batch, so under load one fsync serves many RPCs.
+#ifndef FTB_COORDINATOR_SERVICE_H_
+#define FTB_COORDINATOR_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/scheduler.h"
+#include "ftb/v1/coordinator.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "storage/state_store.h"
+
+namespace ftb::coordinator {
+
+class SchedulerLoop {
+ public:
+  // Receives the events of one campaign; called on the loop thread.
+  using EventSink = std::function<void(const v1::CampaignEvent&)>;
+
+  // Takes ownership of the scheduler, which must have been recovered.
+  explicit SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms = 100);
+  ~SchedulerLoop();  // Stop()s
+
+  // Runs `op` on the loop thread, then — once its writes are durable —
+  // `done` with the commit status (not OK: nothing it did may be
+  // acknowledged). After Stop(), `done` runs at once with kUnavailable.
+  void Post(std::function<void(Scheduler&)> op, std::function<void(const absl::Status&)> done);
+
+  // Subscribes to a campaign's events; returns a handle for Unsubscribe.
+  uint64_t Subscribe(const std::string& campaign_id, EventSink sink);
+  void Unsubscribe(uint64_t handle);
+
+  // Runs what is queued, commits, and joins the thread. Idempotent.
+  void Stop();
+
+  // Batches committed and operations run, for tests and benchmarks.
+  uint64_t batches() const;
+  uint64_t operations() const;
+
+ private:
+  struct Op {
+    std::function<void(Scheduler&)> run;
+    std::function<void(const absl::Status&)> done;
+  };
+  void Loop();
+
+  std::unique_ptr<Scheduler> scheduler_;  // loop thread only
+  const int64_t tick_ms_;
+  mutable absl::Mutex mu_;
+  std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t operations_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
+  std::vector<std::tuple<uint64_t, std::string, EventSink>> sinks_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+// Implements ftb.v1.Coordinator. Thread-safe. Malformed requests get
+// INVALID_ARGUMENT with a message naming the field; nothing reaches the
+// scheduler unvalidated.
+class CoordinatorService final : public v1::Coordinator::CallbackService {
+ public:
+  explicit CoordinatorService(SchedulerLoop* loop);
+
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
+  grpc::ServerUnaryReactor* LeaseTasks(grpc::CallbackServerContext* ctx,
+                                       const v1::LeaseTasksRequest* request,
+                                       v1::LeaseTasksResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* ctx,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteTasks(grpc::CallbackServerContext* ctx,
+                                          const v1::CompleteTasksRequest* request,
+                                          v1::CompleteTasksResponse* response) override;
+  grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* ctx,
+                                     const v1::FailTaskRequest* request,
+                                     v1::FailTaskResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitCampaign(grpc::CallbackServerContext* ctx,
+                                           const v1::SubmitCampaignRequest* request,
+                                           v1::SubmitCampaignResponse* response) override;
+  grpc::ServerUnaryReactor* GetCampaign(grpc::CallbackServerContext* ctx,
+                                        const v1::GetCampaignRequest* request,
+                                        v1::GetCampaignResponse* response) override;
+  grpc::ServerUnaryReactor* ListCampaigns(grpc::CallbackServerContext* ctx,
+                                          const v1::ListCampaignsRequest* request,
+                                          v1::ListCampaignsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelCampaign(grpc::CallbackServerContext* ctx,
+                                           const v1::CancelCampaignRequest* request,
+                                           v1::CancelCampaignResponse* response) override;
+  grpc::ServerWriteReactor<v1::CampaignEvent>* WatchCampaign(
+      grpc::CallbackServerContext* ctx, const v1::WatchCampaignRequest* request) override;
+
+ private:
+  // Posts `op` (which fills the response and returns a status) and finishes
+  // the call once it is durable.
+  template <typename Fn>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, Fn op);
+
+  SchedulerLoop* loop_;
+};
+
+// A coordinator listening on a port: store + scheduler + loop + gRPC server
+// with reflection. Used by `ftb coordinator`, tests and benchmarks.
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:0";
+  std::string state_dir;  // empty = in-memory store (tests, benchmarks)
+  int64_t tick_ms = 100;
+  // Largest campaign accepted (cells).
+  uint64_t max_cells = 20'000'000;
+};
+
+class CoordinatorServer {
+ public:
+  // Opens the store, recovers, starts serving. kFailedPrecondition when the
+  // state directory was written by a newer ftb; kUnavailable when the address
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
+      const CoordinatorOptions& options);
+  ~CoordinatorServer();  // Shutdown()s
+
+  int port() const { return port_; }
+  std::string address() const;
+  // Stops accepting calls, finishes in-flight ones (up to a deadline),
+  // commits, closes the store. Idempotent.
+  void Shutdown();
+  void Wait();
+  SchedulerLoop* loop() { return loop_.get(); }
+  // Wall time Recover() took at start.
+  double recovery_seconds() const { return recovery_seconds_; }
+
+ private:
+  CoordinatorServer() = default;
+  std::unique_ptr<storage::StateStore> store_;
+  std::unique_ptr<IdSource> ids_;
+  std::unique_ptr<SchedulerLoop> loop_;
+  std::unique_ptr<CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string host_;
+  double recovery_seconds_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace ftb::coordinator
+
+#endif  // FTB_COORDINATOR_SERVICE_H_
