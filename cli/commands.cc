@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "common/status_macros.h"
 #include "coordinator/planner.h"
 #include "datasets/builtin.h"
@@ -215,7 +216,9 @@ absl::Status DatasetsShow(const DatasetRef& ref, const std::string& type, uint64
   out << "\n" << which << " (first " << std::min<uint64_t>(limit, items->size()) << "):\n";
   for (int i = 0; i < items->size() && static_cast<uint64_t>(i) < limit; ++i) {
     const v1::QaItem& item = (*items)[i];
-    out << "  [" << item.id() << "] " << item.prompt() << "\n    -> " << item.answer();
+    out << "  [" << item.id() << "] "
+        << absl::StrReplaceAll(item.prompt(), {{"\n", "\n      "}}) << "\n    -> "
+        << item.answer();
     if (!item.answer_before().empty()) out << "   (before: " << item.answer_before() << ")";
     out << "\n";
   }
