@@ -89,3 +89,27 @@ struct WorkerCommandOptions {
 absl::Status RunWorker(const WorkerCommandOptions& options);
 
 }  // namespace ftb::cli
+
+namespace ftb::cli {
+
+// `ftb report`: renders a stored campaign offline from a state directory.
+struct ReportOptions {
+  std::string state_dir = ".ftb-state";
+  std::string campaign_id;  // empty = the newest campaign
+  std::string format = "md";  // md, csv, json, html
+  std::string out_path;       // empty or "-" = stdout
+};
+absl::Status Report(const ReportOptions& options, std::ostream& out);
+
+// `ftb run`: coordinator, tuning and judge workers in this process on
+// loopback; submits the campaign (resuming it if the state already has it),
+// shows progress, writes report.{md,json,csv,html} into out_dir.
+struct RunOptions {
+  std::string spec_path;  // empty = the embedded default
+  std::string state_dir = ".ftb-state";
+  std::string out_dir = "ftb-report";
+  int tune_slots = 0;  // 0 = number of cores
+};
+absl::Status Run(const RunOptions& options, std::ostream& out);
+
+}  // namespace ftb::cli

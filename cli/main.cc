@@ -123,6 +123,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   worker_cmd->callback([&] { exit_code = Finish(ftb::cli::RunWorker(worker)); });
 
+  ftb::cli::RunOptions run;
+  auto* run_cmd = app.add_subcommand(
+      "run", "Run a campaign on this machine (coordinator and workers in-process) and report");
+  run_cmd->add_option("--spec", run.spec_path, "Campaign YAML (default: the embedded default)");
+  run_cmd->add_option("--state", run.state_dir, "State directory; rerun with it to resume")
+      ->capture_default_str();
+  run_cmd->add_option("--out", run.out_dir, "Where report.{md,json,csv,html} go")
+      ->capture_default_str();
+  run_cmd->add_option("--slots", run.tune_slots, "Concurrent tuning tasks (0 = cores)")
+      ->capture_default_str();
+  run_cmd->callback([&] { exit_code = Finish(ftb::cli::Run(run, std::cout)); });
+
+  ftb::cli::ReportOptions report;
+  auto* report_cmd = app.add_subcommand("report", "Render a stored campaign's results");
+  report_cmd->add_option("--state", report.state_dir, "State directory")->capture_default_str();
+  report_cmd->add_option("--campaign", report.campaign_id, "Campaign id (default: newest)");
+  report_cmd->add_option("--format", report.format, "md, csv, json or html")
+      ->capture_default_str();
+  report_cmd->add_option("--out", report.out_path, "Output file (default stdout)");
+  report_cmd->callback([&] { exit_code = Finish(ftb::cli::Report(report, std::cout)); });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

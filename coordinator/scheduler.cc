@@ -297,7 +297,12 @@ absl::Status Scheduler::Recover() {
           s.attempt = static_cast<uint16_t>(tr.attempt());
           s.done_attempt = static_cast<uint16_t>(tr.done_attempt());
           s.not_before_ms = tr.not_before_ms();
-          if (tr.state() == v1::TASK_STATE_LEASED) {
+          if (tr.state() == v1::TASK_STATE_LEASED && options_.requeue_leased_on_recovery) {
+            // Its worker died with the coordinator: the attempt is over, but
+            // it did not fail, so it costs no backoff.
+            s.state = v1::TASK_STATE_PENDING;
+            s.not_before_ms = 0;
+          } else if (tr.state() == v1::TASK_STATE_LEASED) {
             s.worker = InternWorker(tr.worker_id());
             s.lease_deadline_ms = std::max(tr.lease_deadline_ms(), now + c->LeaseMs());
           }

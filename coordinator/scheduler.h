@@ -55,6 +55,10 @@ struct SchedulerOptions {
   uint32_t idle_retry_ms = 200;
   // Seed of the backoff jitter.
   uint64_t jitter_seed = 1;
+  // Recover() puts tasks that were leased back in the queue at once instead
+  // of granting their workers one more lease period. For deployments where
+  // no worker outlives the coordinator (`ftb run`'s in-process workers).
+  bool requeue_leased_on_recovery = false;
 };
 
 struct SubmitResult {

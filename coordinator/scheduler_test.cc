@@ -459,3 +459,49 @@ TEST_F(SchedulerTest, StateIsCompactPerPendingCell) {
 
 }  // namespace
 }  // namespace ftb::coordinator
+
+namespace ftb::coordinator {
+namespace {
+
+TEST(SchedulerRecoveryOptionTest, RequeuesLeasedTasksAtOnceWhenAsked) {
+  storage::MemoryStateStore store;
+  FakeClock clock;
+  SequentialIdSource ids;
+  std::string id;
+  {
+    Scheduler s(&store, &clock, &ids);
+    ASSERT_TRUE(s.Recover().ok());
+    id = s.Submit(Spec(1, 2), Summaries(), "", "")->campaign_id;
+    v1::RegisterWorkerRequest r;
+    r.set_worker_id("w");
+    r.set_role(v1::WORKER_ROLE_TUNE);
+    r.add_backends("test");
+    s.RegisterWorker(r);
+    v1::LeaseTasksRequest lease;
+    lease.set_worker_id("w");
+    lease.set_max_tasks(2);
+    ASSERT_EQ(s.Lease(lease)->tasks_size(), 2);
+    ASSERT_TRUE(s.Commit().ok());
+  }
+  SchedulerOptions options;
+  options.requeue_leased_on_recovery = true;
+  Scheduler s(&store, &clock, &ids, options);
+  ASSERT_TRUE(s.Recover().ok());
+  v1::CampaignProgress p = s.Get(id)->progress();
+  EXPECT_EQ(p.tasks_leased(), 0u);
+  EXPECT_EQ(p.tasks_pending(), 2u);
+  v1::RegisterWorkerRequest r;
+  r.set_worker_id("w2");
+  r.set_role(v1::WORKER_ROLE_TUNE);
+  r.add_backends("test");
+  s.RegisterWorker(r);
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("w2");
+  lease.set_max_tasks(2);
+  auto again = s.Lease(lease);
+  ASSERT_EQ(again->tasks_size(), 2);
+  EXPECT_EQ(again->tasks(0).attempt(), 2u);
+}
+
+}  // namespace
+}  // namespace ftb::coordinator

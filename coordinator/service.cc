@@ -444,6 +444,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->ids_ = std::make_unique<RandomIdSource>();
   SchedulerOptions scheduler_options;
   scheduler_options.max_cells_per_campaign = options.max_cells;
+  scheduler_options.requeue_leased_on_recovery = options.requeue_leased_on_recovery;
   auto scheduler = std::make_unique<Scheduler>(server->store_.get(), RealClock::Get(),
                                                server->ids_.get(), scheduler_options);
   auto started = std::chrono::steady_clock::now();

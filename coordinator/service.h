@@ -123,6 +123,8 @@ struct CoordinatorOptions {
   int64_t tick_ms = 100;
   // Largest campaign accepted (cells).
   uint64_t max_cells = 20'000'000;
+  // See SchedulerOptions::requeue_leased_on_recovery.
+  bool requeue_leased_on_recovery = false;
 };
 
 class CoordinatorServer {
@@ -141,6 +143,9 @@ class CoordinatorServer {
   void Shutdown();
   void Wait();
   SchedulerLoop* loop() { return loop_.get(); }
+  // The state store, for readers (reports) while the server runs. Scans are
+  // thread-safe and see committed state only.
+  const storage::StateStore& store() const { return *store_; }
   // Wall time Recover() took at start.
   double recovery_seconds() const { return recovery_seconds_; }
 

@@ -1,0 +1,567 @@
+#include "report/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "coordinator/planner.h"
+#include "coordinator/scheduler.h"
+#include "datasets/dataset.h"
+#include "ftb/v1/coordinator.pb.h"
+#include "nlohmann/json.hpp"
+
+namespace ftb::report {
+namespace {
+
+int TypeOrder(const std::string& type) {
+  std::optional<v1::QuestionType> t = datasets::ParseQuestionType(type);
+  return t ? static_cast<int>(*t) : 1000;
+}
+
+std::vector<std::string> OrderedTypes(const CampaignReport& r, const std::string& dataset) {
+  std::set<std::string> seen;
+  for (const CellReport& c : r.cells) {
+    if (!dataset.empty() && c.key.dataset() != dataset) continue;
+    for (const auto& [type, counts] : c.types) seen.insert(type);
+  }
+  std::vector<std::string> types(seen.begin(), seen.end());
+  std::stable_sort(types.begin(), types.end(), [](const std::string& a, const std::string& b) {
+    return TypeOrder(a) < TypeOrder(b);
+  });
+  return types;
+}
+
+std::vector<std::string> Datasets(const CampaignReport& r) {
+  std::vector<std::string> out;
+  for (const CellReport& c : r.cells) {
+    if (std::find(out.begin(), out.end(), c.key.dataset()) == out.end()) {
+      out.push_back(c.key.dataset());
+    }
+  }
+  return out;
+}
+
+std::string Pct(double v) { return absl::StrFormat("%.1f%%", 100 * v); }
+
+std::string FormatCounts(const TypeCounts& t) {
+  if (t.n == 0) return t.excluded ? absl::StrCat("— (", t.excluded, " ungraded)") : "—";
+  auto [lo, hi] = WilsonInterval(t.correct, t.n);
+  std::string s = absl::StrFormat("%s [%.0f–%.0f] n=%d", Pct(double(t.correct) / t.n), 100 * lo,
+                                  100 * hi, t.n);
+  if (t.stale) absl::StrAppend(&s, absl::StrFormat(", stale %d", t.stale));
+  if (t.excluded) absl::StrAppend(&s, absl::StrFormat(", %d ungraded", t.excluded));
+  return s;
+}
+
+std::string Lr(double v) { return absl::StrFormat("%g", v); }
+
+bool Varies(const CampaignReport& r, auto field) {
+  std::set<std::string> values;
+  for (const CellReport& c : r.cells) values.insert(field(c.key));
+  return values.size() > 1;
+}
+
+TypeCounts Pool(const CellReport& c, bool memorization) {
+  TypeCounts out;
+  for (const auto& [type, t] : c.types) {
+    if ((type == "memorization") != memorization) continue;
+    out.correct += t.correct;
+    out.n += t.n;
+    out.stale += t.stale;
+    out.excluded += t.excluded;
+  }
+  return out;
+}
+
+std::string HtmlEscape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += ch;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::pair<double, double> WilsonInterval(uint64_t k, uint64_t n) {
+  if (n == 0) return {0, 0};
+  const double z = 1.959963984540054;
+  double p = double(k) / n, z2 = z * z, nn = double(n);
+  double denom = 1 + z2 / nn;
+  double center = (p + z2 / (2 * nn)) / denom;
+  double half = z * std::sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn)) / denom;
+  return {std::max(0.0, center - half), std::min(1.0, center + half)};
+}
+
+absl::StatusOr<std::vector<std::string>> ListCampaignIds(const storage::StateStore& store) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  absl::Status bad;
+  FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::kCampaignPrefix, {},
+                                 [&](std::string_view, std::string_view value) {
+                                   v1::Campaign c;
+                                   if (!c.ParseFromArray(value.data(), int(value.size()))) {
+                                     bad = absl::DataLossError("unreadable campaign record");
+                                     return false;
+                                   }
+                                   found.emplace_back(c.created_ms(), c.id());
+                                   return true;
+                                 }));
+  FTB_RETURN_IF_ERROR(bad);
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> ids;
+  for (auto& [t, id] : found) ids.push_back(id);
+  return ids;
+}
+
+absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& store,
+                                                  const std::string& campaign_id) {
+  absl::StatusOr<std::string> raw = store.Get(coordinator::keys::Campaign(campaign_id));
+  if (!raw.ok()) {
+    if (raw.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(absl::StrCat("no campaign ", campaign_id, " in this state"));
+    }
+    return raw.status();
+  }
+  v1::Campaign campaign;
+  if (!campaign.ParseFromString(*raw)) {
+    return absl::DataLossError(absl::StrCat("unreadable campaign record ", campaign_id));
+  }
+  std::vector<coordinator::DatasetSummary> summaries;
+  CampaignReport report;
+  for (const auto& d : campaign.datasets()) {
+    summaries.push_back({d.label(), d.fingerprint(), d.training_examples(), d.test_questions(),
+                         {d.notes().begin(), d.notes().end()}});
+    for (const auto& n : d.notes()) report.notes.push_back(absl::StrCat(d.label(), ": ", n));
+  }
+  FTB_ASSIGN_OR_RETURN(coordinator::Plan plan,
+                       coordinator::PlanCampaign(campaign.spec(), std::move(summaries)));
+  report.campaign_id = campaign.id();
+  report.name = campaign.spec().name();
+  report.state = campaign.state();
+  const auto& graders = campaign.spec().judge().graders();
+  report.grader = graders.empty() ? "rules"
+                                  : (graders[0].name().empty() ? graders[0].kind()
+                                                               : graders[0].name());
+  absl::flat_hash_map<std::string, size_t> by_id;
+  report.cells.resize(plan.cells.size());
+  for (size_t i = 0; i < plan.cells.size(); ++i) {
+    CellReport& c = report.cells[i];
+    c.key = coordinator::MakeCellKey(campaign.spec(), plan, plan.cells[i]);
+    c.id = coordinator::CellId(c.key);
+    c.state = campaign.state() == v1::CAMPAIGN_STATE_CANCELLED ? "cancelled" : "pending";
+    by_id[c.id] = i;
+  }
+  // Task states: a TUNE task's index is its training run.
+  const uint32_t runs = static_cast<uint32_t>(plan.runs.size());
+  auto run_cells = [&](uint32_t run, auto fn) {
+    for (uint32_t k = 0; k < plan.runs[run].cell_count; ++k) fn(plan.runs[run].first_cell + k);
+  };
+  absl::flat_hash_map<size_t, int> judges_open;  // by cell
+  absl::Status bad;
+  FTB_RETURN_IF_ERROR(store.Scan(
+      coordinator::keys::TaskRecordPrefix(campaign_id), {},
+      [&](std::string_view key, std::string_view value) {
+        uint32_t task;
+        v1::TaskRecord r;
+        if (!coordinator::keys::TaskIndexFromKey(key, &task) ||
+            !r.ParseFromArray(value.data(), int(value.size()))) {
+          bad = absl::DataLossError("unreadable task record");
+          return false;
+        }
+        if (task < runs) {
+          const char* state = r.state() == v1::TASK_STATE_DONE     ? "judging"
+                              : r.state() == v1::TASK_STATE_FAILED ? "failed"
+                              : r.state() == v1::TASK_STATE_LEASED ? "running"
+                                                                   : nullptr;
+          if (state) run_cells(task, [&](size_t cell) { report.cells[cell].state = state; });
+        }
+        return true;
+      }));
+  FTB_RETURN_IF_ERROR(bad);
+  FTB_RETURN_IF_ERROR(store.Scan(
+      coordinator::keys::ResultPrefix(campaign_id), {},
+      [&](std::string_view key, std::string_view value) {
+        uint32_t task;
+        v1::TaskCompletion done;
+        if (!coordinator::keys::TaskIndexFromKey(key, &task) ||
+            !done.ParseFromArray(value.data(), int(value.size()))) {
+          bad = absl::DataLossError("unreadable result");
+          return false;
+        }
+        const v1::TaskResult& result = done.result();
+        if (task < runs) {
+          // Training cost is shared by the cells of the run.
+          double share = result.cost_usd() / plan.runs[task].cell_count;
+          run_cells(task, [&](size_t cell) {
+            CellReport& c = report.cells[cell];
+            c.cost_usd = c.cost_usd.value_or(0) + share;
+          });
+          return true;
+        }
+        for (const v1::Verdict& v : result.verdicts()) {
+          auto it = by_id.find(v.cell_id());
+          if (it == by_id.end()) continue;
+          const std::string& g = v.grader();
+          if (!(g == report.grader || g.rfind(report.grader + "/", 0) == 0)) continue;
+          CellReport& c = report.cells[it->second];
+          TypeCounts& t = c.types[v.question_type()];
+          if (v.verdict() == "no_answer" || v.verdict() == "error") {
+            ++t.excluded;
+            continue;
+          }
+          ++t.n;
+          if (v.verdict() == "correct") ++t.correct;
+          if (v.verdict() == "stale") ++t.stale;
+        }
+        if (!result.verdicts().empty()) {
+          auto it = by_id.find(result.verdicts(0).cell_id());
+          if (it != by_id.end()) {
+            CellReport& c = report.cells[it->second];
+            c.cost_usd = c.cost_usd.value_or(0) + result.cost_usd();
+          }
+        }
+        return true;
+      }));
+  FTB_RETURN_IF_ERROR(bad);
+  // Judge task definitions tell which judged cells still wait for verdicts.
+  absl::flat_hash_map<uint32_t, size_t> judge_cell;
+  FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::JudgeTaskPrefix(campaign_id), {},
+                                 [&](std::string_view key, std::string_view value) {
+                                   uint32_t task;
+                                   v1::JudgeTaskRecord j;
+                                   if (coordinator::keys::TaskIndexFromKey(key, &task) &&
+                                       j.ParseFromArray(value.data(), int(value.size()))) {
+                                     judge_cell[task] = j.cell_index();
+                                     ++judges_open[j.cell_index()];
+                                   }
+                                   return true;
+                                 }));
+  FTB_RETURN_IF_ERROR(store.Scan(
+      coordinator::keys::TaskRecordPrefix(campaign_id), {},
+      [&](std::string_view key, std::string_view value) {
+        uint32_t task;
+        v1::TaskRecord r;
+        if (coordinator::keys::TaskIndexFromKey(key, &task) && task >= runs &&
+            r.ParseFromArray(value.data(), int(value.size()))) {
+          auto it = judge_cell.find(task);
+          if (it == judge_cell.end()) return true;
+          if (r.state() == v1::TASK_STATE_DONE) --judges_open[it->second];
+          if (r.state() == v1::TASK_STATE_FAILED) report.cells[it->second].state = "failed";
+        }
+        return true;
+      }));
+  for (CellReport& c : report.cells) {
+    size_t i = by_id[c.id];
+    if (c.state == "judging" && judges_open[i] <= 0) c.state = "done";
+  }
+  return report;
+}
+
+std::string RenderMarkdown(const CampaignReport& r) {
+  std::string out = absl::StrFormat("# Campaign %s (%s)\n\n", r.name, r.campaign_id);
+  std::string state = v1::CampaignState_Name(r.state);
+  absl::StrAppend(&out, "State: ", absl::AsciiStrToLower(state.substr(15)),
+                  ". Graded by `", r.grader,
+                  "`. Each entry is accuracy with its 95% Wilson interval and the number of "
+                  "graded answers; `stale` counts answers that gave the pre-update value.\n\n");
+  const bool lr = Varies(r, [](const v1::CellKey& k) { return Lr(k.learning_rate_multiplier()); });
+  const bool batch = Varies(r, [](const v1::CellKey& k) { return absl::StrCat(k.batch_size()); });
+  const bool seed = Varies(r, [](const v1::CellKey& k) { return absl::StrCat(k.seed()); });
+  for (const std::string& dataset : Datasets(r)) {
+    std::vector<std::string> types = OrderedTypes(r, dataset);
+    absl::StrAppend(&out, "## ", dataset, "\n\n| model | epochs |", lr ? " lr |" : "",
+                    batch ? " batch |" : "", seed ? " seed |" : "");
+    for (const auto& t : types) absl::StrAppend(&out, " ", t, " |");
+    absl::StrAppend(&out, " state | cost |\n|---|---|", lr ? "---|" : "", batch ? "---|" : "",
+                    seed ? "---|" : "");
+    for (size_t i = 0; i < types.size(); ++i) absl::StrAppend(&out, "---|");
+    absl::StrAppend(&out, "---|---|\n");
+    for (const CellReport& c : r.cells) {
+      if (c.key.dataset() != dataset) continue;
+      absl::StrAppend(&out, "| ", c.key.model(), " | ", c.key.epochs(), " |");
+      if (lr) absl::StrAppend(&out, " ", Lr(c.key.learning_rate_multiplier()), " |");
+      if (batch) absl::StrAppend(&out, " ", c.key.batch_size(), " |");
+      if (seed) absl::StrAppend(&out, " ", c.key.seed(), " |");
+      for (const auto& t : types) {
+        auto it = c.types.find(t);
+        absl::StrAppend(&out, " ", it == c.types.end() ? "—" : FormatCounts(it->second), " |");
+      }
+      absl::StrAppend(&out, " ", c.state, " | ",
+                      c.cost_usd ? absl::StrFormat("$%.4f", *c.cost_usd) : "—", " |\n");
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  absl::StrAppend(&out, "## Memorization vs generalization\n\n"
+                        "Generalization pools every question type other than memorization.\n\n"
+                        "| dataset | model | epochs | memorization | generalization |\n"
+                        "|---|---|---|---|---|\n");
+  for (const CellReport& c : r.cells) {
+    absl::StrAppend(&out, "| ", c.key.dataset(), " | ", c.key.model(), " | ", c.key.epochs(),
+                    " | ", FormatCounts(Pool(c, true)), " | ", FormatCounts(Pool(c, false)),
+                    " |\n");
+  }
+  if (!r.notes.empty()) {
+    absl::StrAppend(&out, "\n## Notes\n\n");
+    for (const auto& n : r.notes) absl::StrAppend(&out, "- ", n, "\n");
+  }
+  return out;
+}
+
+std::string RenderJson(const CampaignReport& r) {
+  nlohmann::ordered_json j;
+  j["campaign"] = r.campaign_id;
+  j["cells"] = nlohmann::ordered_json::array();
+  for (const CellReport& c : r.cells) {
+    nlohmann::ordered_json cell;
+    cell["dataset"] = c.key.dataset();
+    cell["model"] = c.key.model();
+    cell["backend"] = c.key.backend();
+    cell["epochs"] = c.key.epochs();
+    cell["learning_rate_multiplier"] = c.key.learning_rate_multiplier();
+    cell["batch_size"] = c.key.batch_size();
+    cell["seed"] = c.key.seed();
+    cell["state"] = c.state;
+    cell["accuracy"] = nlohmann::ordered_json::object();
+    cell["n"] = nlohmann::ordered_json::object();
+    cell["stale"] = nlohmann::ordered_json::object();
+    for (const auto& [type, t] : c.types) {
+      cell["accuracy"][type] = t.n ? double(t.correct) / t.n : 0.0;
+      cell["n"][type] = t.n;
+      cell["stale"][type] = t.stale;
+    }
+    cell["cost_usd"] = c.cost_usd ? nlohmann::ordered_json(*c.cost_usd) : nullptr;
+    j["cells"].push_back(std::move(cell));
+  }
+  return j.dump(2) + "\n";
+}
+
+std::string RenderCsv(const CampaignReport& r) {
+  std::string out =
+      "campaign,cell,dataset,model,backend,epochs,learning_rate_multiplier,batch_size,seed,state,"
+      "question_type,correct,n,accuracy,ci_low,ci_high,stale,ungraded,cost_usd\n";
+  auto quote = [](const std::string& s) {
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  for (const CellReport& c : r.cells) {
+    for (const auto& [type, t] : c.types) {
+      auto [lo, hi] = WilsonInterval(t.correct, t.n);
+      absl::StrAppend(
+          &out,
+          absl::StrJoin({quote(r.campaign_id), c.id, quote(c.key.dataset()), quote(c.key.model()),
+                         quote(c.key.backend()), absl::StrCat(c.key.epochs()),
+                         Lr(c.key.learning_rate_multiplier()), absl::StrCat(c.key.batch_size()),
+                         absl::StrCat(c.key.seed()), c.state, type, absl::StrCat(t.correct),
+                         absl::StrCat(t.n),
+                         t.n ? absl::StrFormat("%.6f", double(t.correct) / t.n) : "",
+                         absl::StrFormat("%.6f", lo), absl::StrFormat("%.6f", hi),
+                         absl::StrCat(t.stale), absl::StrCat(t.excluded),
+                         c.cost_usd ? absl::StrFormat("%.6f", *c.cost_usd) : ""},
+                        ","),
+          "\n");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// A line chart: x = epochs, one line per series, y = accuracy in [0, 1].
+std::string LineChart(const std::string& title,
+                      const std::map<std::string, std::map<uint32_t, TypeCounts>>& series) {
+  static const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                  "#9467bd", "#8c564b", "#17becf"};
+  std::set<uint32_t> xs;
+  for (const auto& [name, points] : series) {
+    for (const auto& [x, t] : points) xs.insert(x);
+  }
+  const int w = 460, h = 260, left = 50, right = 130, top = 30, bottom = 40;
+  const int pw = w - left - right, ph = h - top - bottom;
+  std::vector<uint32_t> xv(xs.begin(), xs.end());
+  auto px = [&](uint32_t x) {
+    if (xv.size() <= 1) return double(left + pw / 2);
+    double lx = std::log(double(x)), l0 = std::log(double(xv.front())),
+           l1 = std::log(double(xv.back()));
+    return left + pw * (lx - l0) / (l1 - l0);
+  };
+  auto py = [&](double y) { return top + ph * (1 - y); };
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"%d\" height=\"%d\" "
+      "viewBox=\"0 0 %d %d\" role=\"img\"><title>%s</title>"
+      "<text x=\"%d\" y=\"18\" font-size=\"13\" font-weight=\"bold\">%s</text>",
+      w, h, w, h, HtmlEscape(title), left, HtmlEscape(title));
+  for (int i = 0; i <= 4; ++i) {
+    double y = py(i / 4.0);
+    absl::StrAppend(&svg, absl::StrFormat("<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
+                                          "stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" "
+                                          "font-size=\"10\" text-anchor=\"end\">%d%%</text>",
+                                          left, left + pw, y, y, left - 4, y + 3, i * 25));
+  }
+  for (uint32_t x : xv) {
+    absl::StrAppend(&svg, absl::StrFormat("<text x=\"%.1f\" y=\"%d\" font-size=\"10\" "
+                                          "text-anchor=\"middle\">%d</text>",
+                                          px(x), top + ph + 14, x));
+  }
+  absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"10\" "
+                                        "text-anchor=\"middle\">epochs</text>",
+                                        left + pw / 2, h - 6));
+  int i = 0;
+  for (const auto& [name, points] : series) {
+    const char* color = kColors[i % 7];
+    std::string path;
+    for (const auto& [x, t] : points) {
+      if (t.n == 0) continue;
+      double y = double(t.correct) / t.n;
+      absl::StrAppend(&path, path.empty() ? "M" : " L", absl::StrFormat("%.1f %.1f", px(x), py(y)));
+      absl::StrAppend(&svg, absl::StrFormat("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\">"
+                                            "<title>%s, %d epochs: %s</title></circle>",
+                                            px(x), py(y), color, HtmlEscape(name), x,
+                                            FormatCounts(t)));
+    }
+    absl::StrAppend(&svg, absl::StrFormat("<path d=\"%s\" fill=\"none\" stroke=\"%s\" "
+                                          "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\" "
+                                          "font-size=\"11\" fill=\"%s\">%s</text>",
+                                          path, color, left + pw + 8, top + 12 + 16 * i, color,
+                                          HtmlEscape(name)));
+    ++i;
+  }
+  return svg + "</svg>";
+}
+
+std::string BarChart(const std::string& title,
+                     const std::vector<std::pair<std::string, std::pair<TypeCounts, TypeCounts>>>&
+                         groups) {
+  const int bar = 18, gap = 22, left = 50, top = 30, ph = 180;
+  const int w = std::max<int>(300, left + int(groups.size()) * (2 * bar + gap) + 140);
+  const int h = top + ph + 70;
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"%d\" height=\"%d\" "
+      "role=\"img\"><title>%s</title><text x=\"%d\" y=\"18\" font-size=\"13\" "
+      "font-weight=\"bold\">%s</text>",
+      w, h, HtmlEscape(title), left, HtmlEscape(title));
+  for (int i = 0; i <= 4; ++i) {
+    double y = top + ph * (1 - i / 4.0);
+    absl::StrAppend(&svg, absl::StrFormat("<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" "
+                                          "stroke=\"#ddd\"/><text x=\"%d\" y=\"%.1f\" "
+                                          "font-size=\"10\" text-anchor=\"end\">%d%%</text>",
+                                          left, w - 140, y, y, left - 4, y + 3, i * 25));
+  }
+  int x = left + gap / 2;
+  for (const auto& [label, pair] : groups) {
+    int k = 0;
+    for (const TypeCounts* t : {&pair.first, &pair.second}) {
+      double acc = t->n ? double(t->correct) / t->n : 0;
+      absl::StrAppend(&svg, absl::StrFormat("<rect x=\"%d\" y=\"%.1f\" width=\"%d\" "
+                                            "height=\"%.1f\" fill=\"%s\"><title>%s: %s</title>"
+                                            "</rect>",
+                                            x + k * bar, top + ph * (1 - acc), bar - 2, ph * acc,
+                                            k == 0 ? "#1f77b4" : "#ff7f0e", HtmlEscape(label),
+                                            FormatCounts(*t)));
+      ++k;
+    }
+    absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"10\" "
+                                          "text-anchor=\"middle\">%s</text>",
+                                          x + bar, top + ph + 14, HtmlEscape(label)));
+    x += 2 * bar + gap;
+  }
+  absl::StrAppend(&svg, absl::StrFormat(
+                            "<text x=\"%d\" y=\"%d\" font-size=\"11\" fill=\"#1f77b4\">"
+                            "memorization</text><text x=\"%d\" y=\"%d\" font-size=\"11\" "
+                            "fill=\"#ff7f0e\">generalization</text>",
+                            w - 130, top + 12, w - 130, top + 28));
+  return svg + "</svg>";
+}
+
+}  // namespace
+
+std::string RenderHtml(const CampaignReport& r) {
+  std::string out = absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ftb report: ",
+      HtmlEscape(r.name),
+      "</title><style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+      "table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;"
+      "padding:3px 8px;text-align:left}th{background:#f4f4f4}.chart{margin:0.5em 1em 1em 0}"
+      "</style></head><body>\n<h1>Campaign ", HtmlEscape(r.name), " <small>(",
+      HtmlEscape(r.campaign_id), ")</small></h1>\n<div id=\"plots\">\n");
+  // Accuracy vs epochs per dataset and model (counts pooled over other axes).
+  for (const std::string& dataset : Datasets(r)) {
+    std::map<std::string, std::map<std::string, std::map<uint32_t, TypeCounts>>> by_model;
+    for (const CellReport& c : r.cells) {
+      if (c.key.dataset() != dataset) continue;
+      for (const auto& [type, t] : c.types) {
+        TypeCounts& acc = by_model[c.key.model()][type][c.key.epochs()];
+        acc.correct += t.correct;
+        acc.n += t.n;
+        acc.stale += t.stale;
+        acc.excluded += t.excluded;
+      }
+    }
+    for (const auto& [model, series] : by_model) {
+      absl::StrAppend(&out, LineChart(absl::StrCat(dataset, " — ", model), series), "\n");
+    }
+  }
+  std::vector<std::pair<std::string, std::pair<TypeCounts, TypeCounts>>> groups;
+  std::map<std::string, std::pair<TypeCounts, TypeCounts>> pooled;
+  std::map<std::string, uint32_t> max_epochs;
+  for (const CellReport& c : r.cells) {
+    max_epochs[c.key.model()] = std::max(max_epochs[c.key.model()], c.key.epochs());
+  }
+  for (const CellReport& c : r.cells) {
+    if (c.key.epochs() != max_epochs[c.key.model()]) continue;
+    auto& [mem, gen] = pooled[c.key.model()];
+    TypeCounts m = Pool(c, true), g = Pool(c, false);
+    mem.correct += m.correct;
+    mem.n += m.n;
+    gen.correct += g.correct;
+    gen.n += g.n;
+  }
+  for (auto& [model, pair] : pooled) groups.emplace_back(model, pair);
+  absl::StrAppend(&out, BarChart("Memorization vs generalization (largest epoch count)", groups),
+                  "\n</div>\n");
+  // Tables: the Markdown tables, as HTML.
+  for (const std::string& dataset : Datasets(r)) {
+    std::vector<std::string> types = OrderedTypes(r, dataset);
+    absl::StrAppend(&out, "<h2>", HtmlEscape(dataset), "</h2>\n<table><tr><th>model</th>"
+                          "<th>epochs</th><th>lr</th><th>batch</th><th>seed</th>");
+    for (const auto& t : types) absl::StrAppend(&out, "<th>", HtmlEscape(t), "</th>");
+    absl::StrAppend(&out, "<th>state</th><th>cost</th></tr>\n");
+    for (const CellReport& c : r.cells) {
+      if (c.key.dataset() != dataset) continue;
+      absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.model()), "</td><td>", c.key.epochs(),
+                      "</td><td>", Lr(c.key.learning_rate_multiplier()), "</td><td>",
+                      c.key.batch_size(), "</td><td>", c.key.seed(), "</td>");
+      for (const auto& t : types) {
+        auto it = c.types.find(t);
+        absl::StrAppend(&out, "<td>",
+                        HtmlEscape(it == c.types.end() ? "—" : FormatCounts(it->second)),
+                        "</td>");
+      }
+      absl::StrAppend(&out, "<td>", c.state, "</td><td>",
+                      c.cost_usd ? absl::StrFormat("$%.4f", *c.cost_usd) : "—", "</td></tr>\n");
+    }
+    absl::StrAppend(&out, "</table>\n");
+  }
+  if (!r.notes.empty()) {
+    absl::StrAppend(&out, "<h2>Notes</h2><ul>");
+    for (const auto& n : r.notes) absl::StrAppend(&out, "<li>", HtmlEscape(n), "</li>");
+    absl::StrAppend(&out, "</ul>\n");
+  }
+  absl::StrAppend(&out, "</body></html>\n");
+  return out;
+}
+
+}  // namespace ftb::report
