@@ -1,5 +1,13 @@
 #include "report/report.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
 #include "coordinator/scheduler.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -168,6 +176,50 @@ TEST_F(ReportTest, RendersEveryFormat) {
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("people — tiny"), std::string::npos);
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no fetches
+}
+
+}  // namespace
+}  // namespace ftb::report
+
+namespace ftb::report {
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The HTML report in a real browser: headless Chromium (Debian `chromium`,
+// installed by scripts/install-deps.sh --test) loads it from disk with the
+// network closed, logs no console error, and renders the plots.
+TEST_F(ReportTest, HtmlOpensInHeadlessChromiumWithoutConsoleErrors) {
+  const char* chromium = "/usr/bin/chromium";
+  if (access(chromium, X_OK) != 0) {
+    GTEST_SKIP() << "chromium not installed (scripts/install-deps.sh --test installs it)";
+  }
+  char dir_template[] = "/tmp/ftb-html-XXXXXX";
+  std::string dir = mkdtemp(dir_template);
+  std::string html = dir + "/report.html";
+  {
+    std::ofstream f(html);
+    f << RenderHtml(*LoadCampaignReport(store_, id_));
+  }
+  std::string cmd = absl::StrCat(
+      "timeout 120 ", chromium,
+      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+      " --disable-background-networking --disable-component-update --disable-sync"
+      " --user-data-dir=", dir, "/profile --enable-logging=stderr --v=0 --dump-dom file://", html,
+      " > ", dir, "/dom.html 2> ", dir, "/chromium.log");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << Slurp(dir + "/chromium.log");
+  std::string dom = Slurp(dir + "/dom.html");
+  std::string log = Slurp(dir + "/chromium.log");
+  EXPECT_NE(dom.find("<svg"), std::string::npos) << dom.substr(0, 500);
+  EXPECT_NE(dom.find("<path d=\"M"), std::string::npos);  // a plotted line
+  EXPECT_NE(dom.find("<rect"), std::string::npos);        // a bar
+  EXPECT_EQ(log.find(":CONSOLE"), std::string::npos) << log;
+  std::system(absl::StrCat("rm -rf ", dir).c_str());
 }
 
 }  // namespace
