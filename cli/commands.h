@@ -55,6 +55,7 @@ namespace ftb::cli {
 struct CoordinatorCommandOptions {
   std::string listen = "127.0.0.1:7070";
   std::string state_dir = ".ftb-state";
+  std::string metrics_listen;  // empty = no /metrics
 };
 absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostream& out);
 
@@ -85,6 +86,7 @@ struct WorkerCommandOptions {
   int slots = 1;
   std::string worker_id;
   uint64_t max_tasks = 0;
+  std::string metrics_listen;  // empty = no /metrics
 };
 absl::Status RunWorker(const WorkerCommandOptions& options);
 

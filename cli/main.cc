@@ -67,6 +67,8 @@ int main(int argc, char** argv) {
   coord_cmd->add_option("--listen", coord.listen, "HOST:PORT to serve on")->capture_default_str();
   coord_cmd->add_option("--state", coord.state_dir, "State directory (RocksDB)")
       ->capture_default_str();
+  coord_cmd->add_option("--metrics-listen", coord.metrics_listen,
+                        "HOST:PORT serving Prometheus /metrics (default: off)");
   coord_cmd->callback(
       [&] { exit_code = Finish(ftb::cli::RunCoordinator(coord, std::cout)); });
 
@@ -121,6 +123,8 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--worker-id", worker.worker_id, "Stable id (default host:pid:random)");
   worker_cmd->add_option("--max-tasks", worker.max_tasks, "Exit after this many tasks (0 = never)")
       ->capture_default_str();
+  worker_cmd->add_option("--metrics-listen", worker.metrics_listen,
+                         "HOST:PORT serving Prometheus /metrics (default: off)");
   worker_cmd->callback([&] { exit_code = Finish(ftb::cli::RunWorker(worker)); });
 
   ftb::cli::RunOptions run;

@@ -68,10 +68,12 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   coordinator::CoordinatorOptions o;
   o.listen = options.listen;
   o.state_dir = options.state_dir;
+  o.metrics_listen = options.metrics_listen;
   FTB_ASSIGN_OR_RETURN(auto server, coordinator::CoordinatorServer::Start(o));
   out << "ftb coordinator listening on " << server->address() << " (state " << options.state_dir
-      << ", recovered in " << absl::StrFormat("%.3f", server->recovery_seconds()) << " s)"
-      << std::endl;
+      << ", recovered in " << absl::StrFormat("%.3f", server->recovery_seconds()) << " s)";
+  if (server->metrics_port()) out << "; metrics on port " << server->metrics_port();
+  out << std::endl;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));

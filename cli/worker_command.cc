@@ -1,10 +1,76 @@
 // ftb worker.
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/commands.h"
 #include "common/status_macros.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
 #include "workers/worker.h"
 
 namespace ftb::cli {
+namespace {
+
+// Mirrors WorkerStats into Prometheus counters once a second.
+class WorkerMetrics {
+ public:
+  WorkerMetrics(const std::string& listen, const std::string& role, workers::Worker* worker)
+      : registry_(std::make_shared<prometheus::Registry>()),
+        exposer_(listen),
+        family_(prometheus::BuildCounter()
+                    .Name("ftb_worker_events_total")
+                    .Help("Worker runtime events by kind (see workers/worker.h WorkerStats)")
+                    .Register(*registry_)),
+        role_(role),
+        worker_(worker) {
+    exposer_.RegisterCollectable(registry_);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        Update();
+        for (int i = 0; i < 10 && !stop_; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      Update();
+    });
+  }
+  ~WorkerMetrics() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void Update() {
+    workers::WorkerStats s = worker_->stats();
+    Set("leased", s.leased);
+    Set("completed", s.completed);
+    Set("failed", s.failed);
+    Set("cancelled", s.cancelled);
+    Set("dropped", s.dropped);
+    Set("handed_back", s.handed_back);
+    Set("registrations", s.registrations);
+    Set("heartbeats", s.heartbeats);
+    Set("rpc_errors", s.rpc_errors);
+  }
+  void Set(const std::string& event, uint64_t total) {
+    prometheus::Counter& c = family_.Add({{"role", role_}, {"event", event}});
+    double delta = static_cast<double>(total) - c.Value();
+    if (delta > 0) c.Increment(delta);
+  }
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Exposer exposer_;
+  prometheus::Family<prometheus::Counter>& family_;
+  std::string role_;
+  workers::Worker* worker_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
 
 absl::Status RunWorker(const WorkerCommandOptions& options) {
   workers::WorkerOptions o;
@@ -22,8 +88,20 @@ absl::Status RunWorker(const WorkerCommandOptions& options) {
   o.worker_id = options.worker_id;
   o.max_tasks = options.max_tasks;
   FTB_ASSIGN_OR_RETURN(auto worker, workers::Worker::Create(std::move(o)));
+  std::unique_ptr<WorkerMetrics> metrics;
+  if (!options.metrics_listen.empty()) {
+    try {
+      metrics = std::make_unique<WorkerMetrics>(options.metrics_listen, options.role, worker.get());
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
+                                                 ": cannot listen: ", e.what()));
+    }
+  }
   FTB_ASSIGN_OR_RETURN(auto signals, workers::InstallSignalHandlers(worker.get()));
-  return worker->Run();
+  absl::Status status = worker->Run();
+  signals.reset();
+  metrics.reset();
+  return status;
 }
 
 }  // namespace ftb::cli

@@ -64,10 +64,11 @@ bool TaskIndexFromKey(std::string_view key, uint32_t* task) {
 
 namespace {
 
-// Compact per-task state: ~24 bytes, so a million pending tasks cost ~24 MB.
+// Compact per-task state: 32 bytes, so a million pending tasks cost ~32 MB.
 struct TaskSlot {
   int64_t lease_deadline_ms = 0;
   int64_t not_before_ms = 0;
+  int64_t leased_at_ms = 0;
   uint32_t worker = 0;  // index into worker_names_ while leased
   uint16_t attempt = 0;
   uint16_t done_attempt = 0;
@@ -412,6 +413,7 @@ void Scheduler::Tick() {
         s.lease_deadline_ms != e.time_ms) {
       continue;  // stale: extended, finished or re-leased since
     }
+    if (observer_) observer_->LeaseExpired(c.KindOf(e.task), c.BackendOf(e.task));
     std::string error = absl::StrCat("lease expired: worker ", worker_names_[s.worker],
                                      " stopped heartbeating (attempt ", s.attempt, ")");
     FailAttempt(c, e.task, error, /*retryable=*/true);
@@ -487,7 +489,8 @@ void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAs
   s.state = v1::TASK_STATE_LEASED;
   ++s.attempt;
   s.worker = worker;
-  s.lease_deadline_ms = clock_->NowMs() + c.LeaseMs();
+  s.leased_at_ms = clock_->NowMs();
+  s.lease_deadline_ms = s.leased_at_ms + c.LeaseMs();
   --c.pending;
   ++c.leased;
   ++c.attempts;
@@ -495,6 +498,7 @@ void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAs
   lease_heap_.push({s.lease_deadline_ms, &c, task, s.attempt});
   PutTaskRecord(c, task);
   FillAssignment(c, task, out);
+  if (observer_) observer_->TaskLeased(c.KindOf(task), c.BackendOf(task));
 }
 
 void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const {
@@ -623,6 +627,16 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
   } else {
     --c.pending;  // expired, still queued: the queue entry is now stale
   }
+  if (observer_) {
+    const std::string& model =
+        task < c.runs
+            ? c.record.spec()
+                  .models(static_cast<int>(c.plan.cells[c.plan.runs[task].first_cell].model))
+                  .name()
+            : c.judge.at(task).record.work().grader().name();
+    observer_->TaskCompleted(c.id(), c.KindOf(task), c.BackendOf(task), model,
+                             clock_->NowMs() - s.leased_at_ms, result);
+  }
   s.state = v1::TASK_STATE_DONE;
   s.done_attempt = static_cast<uint16_t>(attempt);
   ++c.done;
@@ -726,12 +740,14 @@ bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error
     ++c.pending;
     Enqueue(c, task);
     PutTaskRecord(c, task, error);
+    if (observer_) observer_->TaskFailed(c.KindOf(task), c.BackendOf(task), true);
     LogEvent(c, absl::StrCat("task ", id, " attempt ", s.attempt, " failed, retrying in ",
                              s.not_before_ms - clock_->NowMs(), " ms: ", error));
     return true;
   }
   s.state = v1::TASK_STATE_FAILED;
   ++c.failed;
+  if (observer_) observer_->TaskFailed(c.KindOf(task), c.BackendOf(task), false);
   PutTaskRecord(c, task, error);
   std::vector<uint32_t> cells;
   CellsOfTask(c, task, &cells);
@@ -892,6 +908,30 @@ v1::ListCampaignsResponse Scheduler::List() const {
   v1::ListCampaignsResponse response;
   for (const auto& c : campaigns_) *response.add_campaigns() = Progress(*c);
   return response;
+}
+
+SchedulerSnapshot Scheduler::Snapshot() const {
+  SchedulerSnapshot s;
+  for (const auto& c : campaigns_) {
+    s.tasks_by_state["pending"] += c->pending;
+    s.tasks_by_state["leased"] += c->leased;
+    s.tasks_by_state["done"] += c->done;
+    s.tasks_by_state["failed"] += c->failed;
+    s.tasks_by_state["cancelled"] += c->cancelled;
+    s.cells_by_state["done"] += c->cells_done;
+    s.cells_by_state["failed"] += c->cells_failed;
+    s.cells_by_state["pending"] += c->plan.cells.size() - c->cells_done - c->cells_failed;
+    std::string state = v1::CampaignState_Name(c->record.state());
+    for (char& ch : state) ch = static_cast<char>(std::tolower(ch));
+    ++s.campaigns_by_state[state.substr(std::string("campaign_state_").size())];
+    for (const auto& [key, queue] : c->ready) s.queue_by_backend[key.second] += queue.size();
+  }
+  const int64_t now = clock_->NowMs();
+  for (const auto& [index, w] : workers_) {
+    if (now - w->last_seen_ms > 180'000) continue;
+    ++s.workers_by_role[w->role == v1::WORKER_ROLE_JUDGE ? "judge" : "tune"];
+  }
+  return s;
 }
 
 bool Scheduler::HasActiveCampaigns() const {

@@ -61,6 +61,30 @@ struct SchedulerOptions {
   bool requeue_leased_on_recovery = false;
 };
 
+// Receives what the scheduler does, for metrics. Called synchronously from
+// scheduler methods (so on the scheduler's thread), before the changes are
+// committed; implementations must be cheap and must not call back.
+class SchedulerObserver {
+ public:
+  virtual ~SchedulerObserver() = default;
+  virtual void TaskLeased(v1::TaskKind kind, const std::string& backend) = 0;
+  // `model` is the model (TUNE) or grader name (JUDGE).
+  virtual void TaskCompleted(const std::string& campaign, v1::TaskKind kind,
+                             const std::string& backend, const std::string& model,
+                             int64_t lease_to_done_ms, const v1::TaskResult& result) = 0;
+  virtual void TaskFailed(v1::TaskKind kind, const std::string& backend, bool will_retry) = 0;
+  virtual void LeaseExpired(v1::TaskKind kind, const std::string& backend) = 0;
+};
+
+// Point-in-time counts for gauges.
+struct SchedulerSnapshot {
+  std::map<std::string, uint64_t> tasks_by_state;      // pending, leased, done, ...
+  std::map<std::string, uint64_t> cells_by_state;      // pending, done, failed
+  std::map<std::string, uint64_t> campaigns_by_state;  // running, succeeded, ...
+  std::map<std::string, uint64_t> queue_by_backend;    // ready tasks
+  std::map<std::string, uint64_t> workers_by_role;     // seen in the last 3 leases
+};
+
 struct SubmitResult {
   std::string campaign_id;
   uint64_t cells = 0;
@@ -132,6 +156,10 @@ class Scheduler {
   // Events logged since the last call, with their campaign ids.
   std::vector<std::pair<std::string, v1::CampaignEvent>> TakeEvents();
 
+  // Not owned; null = none.
+  void SetObserver(SchedulerObserver* observer) { observer_ = observer; }
+  SchedulerSnapshot Snapshot() const;
+
   // Whether any campaign is still running (has work left).
   bool HasActiveCampaigns() const;
 
@@ -196,6 +224,7 @@ class Scheduler {
 
   storage::WriteBatch batch_;
   std::vector<std::pair<std::string, v1::CampaignEvent>> events_;
+  SchedulerObserver* observer_ = nullptr;
 };
 
 // Key layout of the coordinator's tables (exposed for tests and tools).

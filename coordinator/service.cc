@@ -16,8 +16,9 @@ namespace ftb::coordinator {
 
 // --- SchedulerLoop ------------------------------------------------------------
 
-SchedulerLoop::SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms)
-    : scheduler_(std::move(scheduler)), tick_ms_(tick_ms) {
+SchedulerLoop::SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms,
+                             std::function<void(Scheduler&)> on_tick)
+    : scheduler_(std::move(scheduler)), tick_ms_(tick_ms), on_tick_(std::move(on_tick)) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -86,6 +87,7 @@ void SchedulerLoop::Loop() {
     for (Op& op : ops) op.run(*scheduler_);
     if (std::chrono::steady_clock::now() >= next_tick) {
       scheduler_->Tick();  // lease expiry even when nobody calls
+      if (on_tick_) on_tick_(*scheduler_);
       next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(tick_ms_);
     }
     absl::Status status;
@@ -201,7 +203,8 @@ absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> Prepare
 
 // --- service ------------------------------------------------------------------
 
-CoordinatorService::CoordinatorService(SchedulerLoop* loop) : loop_(loop) {}
+CoordinatorService::CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics)
+    : loop_(loop), metrics_(metrics) {}
 
 template <typename Fn>
 grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx, Fn op) {
@@ -235,12 +238,26 @@ grpc::ServerUnaryReactor* CoordinatorService::LeaseTasks(grpc::CallbackServerCon
                                                          const v1::LeaseTasksRequest* request,
                                                          v1::LeaseTasksResponse* response) {
   FTB_REJECT_INVALID(ctx, request);
-  return Run(ctx, [request, response](Scheduler& s) {
-    absl::StatusOr<v1::LeaseTasksResponse> r = s.Lease(*request);
-    if (!r.ok()) return r.status();
-    *response = *std::move(r);
-    return absl::OkStatus();
-  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto result = std::make_shared<absl::Status>();
+  auto started = std::chrono::steady_clock::now();
+  loop_->Post(
+      [request, response, result](Scheduler& s) {
+        absl::StatusOr<v1::LeaseTasksResponse> r = s.Lease(*request);
+        if (!r.ok()) {
+          *result = r.status();
+          return;
+        }
+        *response = *std::move(r);
+      },
+      [reactor, result, started, metrics = metrics_](const absl::Status& commit) {
+        if (metrics) {
+          metrics->ObserveLeaseLatency(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
+        reactor->Finish(ToGrpcStatus(commit.ok() ? *result : commit));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* ctx,
@@ -451,8 +468,30 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   FTB_RETURN_IF_ERROR(scheduler->Recover());
   server->recovery_seconds_ =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  server->loop_ = std::make_unique<SchedulerLoop>(std::move(scheduler), options.tick_ms);
-  server->service_ = std::make_unique<CoordinatorService>(server->loop_.get());
+  std::function<void(Scheduler&)> on_tick;
+  if (!options.metrics_listen.empty()) {
+    auto registry = std::make_shared<prometheus::Registry>();
+    server->metrics_ = std::make_unique<CoordinatorMetrics>(registry);
+    try {
+      server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
+                                                 ": cannot listen: ", e.what()));
+    }
+    server->exposer_->RegisterCollectable(registry);
+    scheduler->SetObserver(server->metrics_.get());
+    CoordinatorMetrics* metrics = server->metrics_.get();
+    on_tick = [metrics, last = std::chrono::steady_clock::time_point()](Scheduler& s) mutable {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(1)) return;
+      last = now;
+      metrics->Refresh(s.Snapshot());
+    };
+  }
+  server->loop_ =
+      std::make_unique<SchedulerLoop>(std::move(scheduler), options.tick_ms, std::move(on_tick));
+  server->service_ =
+      std::make_unique<CoordinatorService>(server->loop_.get(), server->metrics_.get());
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -469,6 +508,12 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
 
 std::string CoordinatorServer::address() const { return absl::StrCat(host_, ":", port_); }
 
+int CoordinatorServer::metrics_port() const {
+  if (!exposer_) return 0;
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
 void CoordinatorServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
@@ -476,6 +521,7 @@ void CoordinatorServer::Shutdown() {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (loop_) loop_->Stop();
+  exposer_.reset();  // blocks ~2 s (civetweb shutdown)
   service_.reset();
   server_.reset();
   loop_.reset();

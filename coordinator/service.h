@@ -18,7 +18,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "coordinator/metrics.h"
 #include "coordinator/scheduler.h"
+#include "prometheus/exposer.h"
 #include "ftb/v1/coordinator.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "storage/state_store.h"
@@ -31,7 +33,10 @@ class SchedulerLoop {
   using EventSink = std::function<void(const v1::CampaignEvent&)>;
 
   // Takes ownership of the scheduler, which must have been recovered.
-  explicit SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms = 100);
+  // `on_tick`, if set, runs on the loop thread about every tick (e.g. to
+  // refresh metric gauges).
+  explicit SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_ms = 100,
+                         std::function<void(Scheduler&)> on_tick = nullptr);
   ~SchedulerLoop();  // Stop()s
 
   // Runs `op` on the loop thread, then — once its writes are durable —
@@ -59,6 +64,7 @@ class SchedulerLoop {
 
   std::unique_ptr<Scheduler> scheduler_;  // loop thread only
   const int64_t tick_ms_;
+  std::function<void(Scheduler&)> on_tick_;
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -74,7 +80,8 @@ class SchedulerLoop {
 // scheduler unvalidated.
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(SchedulerLoop* loop);
+  // `metrics` may be null; not owned.
+  explicit CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics = nullptr);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -113,6 +120,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, Fn op);
 
   SchedulerLoop* loop_;
+  CoordinatorMetrics* metrics_;
 };
 
 // A coordinator listening on a port: store + scheduler + loop + gRPC server
@@ -123,6 +131,8 @@ struct CoordinatorOptions {
   int64_t tick_ms = 100;
   // Largest campaign accepted (cells).
   uint64_t max_cells = 20'000'000;
+  // HOST:PORT for Prometheus' /metrics; empty = no metrics endpoint.
+  std::string metrics_listen;
   // See SchedulerOptions::requeue_leased_on_recovery.
   bool requeue_leased_on_recovery = false;
 };
@@ -146,6 +156,8 @@ class CoordinatorServer {
   // The state store, for readers (reports) while the server runs. Scans are
   // thread-safe and see committed state only.
   const storage::StateStore& store() const { return *store_; }
+  // Bound metrics port (0 when disabled).
+  int metrics_port() const;
   // Wall time Recover() took at start.
   double recovery_seconds() const { return recovery_seconds_; }
 
@@ -153,6 +165,8 @@ class CoordinatorServer {
   CoordinatorServer() = default;
   std::unique_ptr<storage::StateStore> store_;
   std::unique_ptr<IdSource> ids_;
+  std::unique_ptr<CoordinatorMetrics> metrics_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
   std::unique_ptr<SchedulerLoop> loop_;
   std::unique_ptr<CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;

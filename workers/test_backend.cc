@@ -73,7 +73,12 @@ v1::TaskResult TestBackend::ExpectedResult(const v1::TuneWork& work) {
   result.set_digest(DigestHex(hash.Finish()));
   // Looks like a token count: 1000 per trained epoch, 100 per cell answered.
   result.set_tokens(1000 * epoch_sum + 100 * static_cast<uint64_t>(work.cell_ids_size()));
-  result.set_cost_usd(0);
+  // Optional fixed price per task, for cost-accounting tests.
+  auto price = work.model().options().fields().find("cost_usd_per_task");
+  result.set_cost_usd(price != work.model().options().fields().end() &&
+                              price->second.kind_case() == google::protobuf::Value::kNumberValue
+                          ? price->second.number_value()
+                          : 0);
   return result;
 }
 

@@ -13,7 +13,8 @@
 //                                (retryable), for retry tests.
 // Result: digest = SHA-256 hex over the model name, cell_ids and epochs
 // (not the attempt, worker or timing), tokens = a count derived from the
-// same inputs, cost 0, no answers.
+// same inputs, no answers; cost 0 unless model.options.cost_usd_per_task
+// sets a price per task (for cost-accounting tests).
 //
 // Thread-safe.
 #ifndef FTB_WORKERS_TEST_BACKEND_H_
