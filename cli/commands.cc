@@ -11,7 +11,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "common/status_macros.h"
+#include "coordinator/cost_estimate.h"
 #include "coordinator/planner.h"
+#include "cost/price_table.h"
 #include "datasets/builtin.h"
 #include "datasets/dataset.h"
 #include "datasets/export.h"
@@ -87,6 +89,11 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
     nlohmann::json j;
     j["campaign"] = spec.name();
     j["cells_total"] = plan.cells.size();
+    double total_usd = 0;
+    for (uint32_t r = 0; r < plan.runs.size(); ++r) {
+      total_usd += coordinator::EstimateRun(cost::PriceTable::Builtin(), spec, plan, r).total();
+    }
+    j["estimated_cost_usd"] = total_usd;
     j["training_runs"] = plan.runs.size();
     for (const auto& d : plan.datasets) {
       j["datasets"].push_back({{"label", d.label},
@@ -146,6 +153,34 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
       out << absl::StrFormat(" $%.2f per cell", spec.budget().per_cell_usd());
     }
     out << "\n";
+  }
+  // Estimated cost by backend and model, before anything runs.
+  std::map<std::pair<std::string, std::string>, coordinator::CostEstimate> estimates;
+  coordinator::CostEstimate total;
+  for (uint32_t r = 0; r < plan.runs.size(); ++r) {
+    const auto& first = plan.cells[plan.runs[r].first_cell];
+    const v1::ModelSpec& m = spec.models(static_cast<int>(first.model));
+    coordinator::CostEstimate e =
+        coordinator::EstimateRun(cost::PriceTable::Builtin(), spec, plan, r);
+    estimates[{m.backend(), m.name()}] += e;
+    total += e;
+  }
+  out << "\nestimated cost (pricing/*.yaml; tokens estimated at ~4 bytes each)\n";
+  out << absl::StrFormat("  %-8s %-28s %14s %14s %10s %10s %10s\n", "BACKEND", "MODEL",
+                         "TRAIN TOKENS", "INFER TOKENS", "TRAIN $", "INFER $", "TOTAL $");
+  for (const auto& [key, e] : estimates) {
+    std::string flag = !e.priced ? "  (no price: counted as $0)"
+                                 : (!e.verified ? "  (unverified prices)" : "");
+    out << absl::StrFormat("  %-8s %-28s %14d %14d %10.2f %10.2f %10.2f%s\n", key.first,
+                           key.second, e.train_tokens, e.infer_tokens, e.train_usd, e.infer_usd,
+                           e.total(), flag);
+  }
+  out << absl::StrFormat("  %-37s %14d %14d %10.2f %10.2f %10.2f\n", "total", total.train_tokens,
+                         total.infer_tokens, total.train_usd, total.infer_usd, total.total());
+  if (spec.budget().has_usd() && total.total() > spec.budget().usd()) {
+    out << absl::StrFormat("  the estimate exceeds the budget of $%.2f: the campaign will pause "
+                           "when the next task would exceed it\n",
+                           spec.budget().usd());
   }
   out << absl::StrFormat("\ncells (%d of %d shown%s)\n", shown, plan.cells.size(),
                          shown < plan.cells.size() ? "; --limit 0 lists all" : "");

@@ -56,6 +56,7 @@ struct CoordinatorCommandOptions {
   std::string listen = "127.0.0.1:7070";
   std::string state_dir = ".ftb-state";
   std::string metrics_listen;  // empty = no /metrics
+  std::string pricing_dir;     // empty = the built-in price tables
 };
 absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostream& out);
 
@@ -73,6 +74,9 @@ absl::Status Watch(const ClientOptions& client, const std::string& campaign_id,
                    std::ostream& out);
 absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
                     std::ostream& out);
+// Negative = leave unchanged; 0 = remove the limit.
+absl::Status Budget(const ClientOptions& client, const std::string& campaign_id, double usd,
+                    double per_cell_usd, std::ostream& out);
 
 }  // namespace ftb::cli
 

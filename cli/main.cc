@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   coord_cmd->add_option("--metrics-listen", coord.metrics_listen,
                         "HOST:PORT serving Prometheus /metrics (default: off)");
+  coord_cmd->add_option("--pricing", coord.pricing_dir,
+                        "Directory of price tables (default: the built-in pricing/*.yaml)");
   coord_cmd->callback(
       [&] { exit_code = Finish(ftb::cli::RunCoordinator(coord, std::cout)); });
 
@@ -109,6 +111,17 @@ int main(int argc, char** argv) {
   cancel->add_option("id", campaign_id, "Campaign id")->required();
   add_client(cancel);
   cancel->callback([&] { exit_code = Finish(ftb::cli::Cancel(client, campaign_id, std::cout)); });
+
+  double budget_usd = -1, budget_per_cell = -1;
+  auto* budget = app.add_subcommand("budget", "Change a campaign's budget (resumes it if paused)");
+  budget->add_option("id", campaign_id, "Campaign id")->required();
+  budget->add_option("--usd", budget_usd, "Total dollars (0 = no limit)");
+  budget->add_option("--per-cell-usd", budget_per_cell, "Dollars per cell (0 = no limit)");
+  add_client(budget);
+  budget->callback([&] {
+    exit_code =
+        Finish(ftb::cli::Budget(client, campaign_id, budget_usd, budget_per_cell, std::cout));
+  });
 
   ftb::cli::WorkerCommandOptions worker;
   auto* worker_cmd = app.add_subcommand("worker", "Run a tuning or judge worker");

@@ -14,6 +14,7 @@
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "coordinator/service.h"
+#include "cost/price_table.h"
 #include "ftb/v1/coordinator.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -57,7 +58,11 @@ std::string ProgressLine(const v1::CampaignProgress& p) {
       "%d attempts",
       p.campaign_id(), p.name(), StateName(p.state()), p.cells_done(), p.cells_total(), pct,
       p.cells_failed(), p.tasks_pending(), p.tasks_leased(), p.attempts());
-  if (p.cost_usd() > 0) absl::StrAppend(&line, absl::StrFormat("; $%.2f", p.cost_usd()));
+  if (p.cost_usd() > 0 || p.estimated_total_usd() > 0) {
+    absl::StrAppend(&line, absl::StrFormat("; $%.2f spent of ~$%.2f estimated", p.cost_usd(),
+                                           p.estimated_total_usd()));
+    if (p.budget().has_usd()) absl::StrAppend(&line, absl::StrFormat(", budget $%.2f", p.budget().usd()));
+  }
   if (!p.status_message().empty()) absl::StrAppend(&line, " — ", p.status_message());
   return line;
 }
@@ -69,6 +74,12 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   o.listen = options.listen;
   o.state_dir = options.state_dir;
   o.metrics_listen = options.metrics_listen;
+  std::unique_ptr<cost::PriceTable> prices;
+  if (!options.pricing_dir.empty()) {
+    FTB_ASSIGN_OR_RETURN(cost::PriceTable loaded, cost::PriceTable::LoadDirectory(options.pricing_dir));
+    prices = std::make_unique<cost::PriceTable>(std::move(loaded));
+    o.prices = prices.get();
+  }
   FTB_ASSIGN_OR_RETURN(auto server, coordinator::CoordinatorServer::Start(o));
   out << "ftb coordinator listening on " << server->address() << " (state " << options.state_dir
       << ", recovered in " << absl::StrFormat("%.3f", server->recovery_seconds()) << " s)";
@@ -166,6 +177,23 @@ absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);
   FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->CancelCampaign(&ctx, request, &response)));
+  out << ProgressLine(response.progress()) << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Budget(const ClientOptions& client, const std::string& campaign_id, double usd,
+                    double per_cell_usd, std::ostream& out) {
+  v1::UpdateBudgetRequest request;
+  request.set_campaign_id(campaign_id);
+  if (usd >= 0) request.set_usd(usd);
+  if (per_cell_usd >= 0) request.set_per_cell_usd(per_cell_usd);
+  if (!request.has_usd() && !request.has_per_cell_usd()) {
+    return absl::InvalidArgumentError("give --usd and/or --per-cell-usd");
+  }
+  v1::UpdateBudgetResponse response;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, client);
+  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->UpdateBudget(&ctx, request, &response)));
   out << ProgressLine(response.progress()) << "\n";
   return absl::OkStatus();
 }

@@ -194,7 +194,9 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
       }
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       double rate = secs > 0 ? (finished - first_finished) / secs : 0;
-      bool ended = p.state() != v1::CAMPAIGN_STATE_RUNNING;
+      // A campaign paused by its budget will not move on its own here.
+      bool ended = p.state() != v1::CAMPAIGN_STATE_RUNNING &&
+                   !(p.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET && p.tasks_leased() > 0);
       auto now = std::chrono::steady_clock::now();
       if (tty) {
         out << "\r\033[K" << Bar(p, rate, true) << std::flush;
@@ -221,6 +223,12 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
         "interrupted; run again with --state ", options.state_dir, " to resume"));
   }
   absl::Status written = WriteReports(server->store(), id, options.out_dir, out);
+  if (written.ok() && p.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET) {
+    server->Shutdown();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "paused by its budget: ", p.status_message(),
+        " (with ftb run: raise budget.usd in the spec and run again on a fresh --state)"));
+  }
   std::string state = v1::CampaignState_Name(p.state());
   out << "campaign " << id << ": " << p.cells_done() << " of " << p.cells_total()
       << " cells done, " << p.cells_failed() << " failed ("

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/hash.h"
+#include "cost/tokens.h"
 #include "datasets/dataset.h"
 #include "nlohmann/json.hpp"
 
@@ -86,6 +87,37 @@ DatasetSummary Summarize(const v1::DatasetSpec& spec, const v1::Dataset& dataset
   s.training_examples = static_cast<uint32_t>(dataset.training_size());
   s.test_questions = static_cast<uint32_t>(datasets::TestQuestionCount(dataset));
   s.notes.assign(dataset.notes().begin(), dataset.notes().end());
+  for (const v1::QaItem& item : dataset.training()) {
+    s.training_tokens += cost::ChatExampleTokens(item.prompt(), item.answer());
+  }
+  for (const v1::QuestionSet& set : dataset.tests()) {
+    for (const v1::QaItem& item : set.items()) {
+      s.test_prompt_tokens += cost::EstimateTokens(item.prompt());
+      s.test_answer_tokens += cost::EstimateTokens(item.answer());
+    }
+  }
+  return s;
+}
+
+DatasetSummary FromProto(const v1::DatasetSummary& d) {
+  DatasetSummary s{d.label(), d.fingerprint(), d.training_examples(), d.test_questions(),
+                   {d.notes().begin(), d.notes().end()}};
+  s.training_tokens = d.training_tokens();
+  s.test_prompt_tokens = d.test_prompt_tokens();
+  s.test_answer_tokens = d.test_answer_tokens();
+  return s;
+}
+
+v1::DatasetSummary ToProto(const DatasetSummary& d) {
+  v1::DatasetSummary s;
+  s.set_label(d.label);
+  s.set_fingerprint(d.fingerprint);
+  s.set_training_examples(d.training_examples);
+  s.set_test_questions(d.test_questions);
+  for (const auto& n : d.notes) s.add_notes(n);
+  s.set_training_tokens(d.training_tokens);
+  s.set_test_prompt_tokens(d.test_prompt_tokens);
+  s.set_test_answer_tokens(d.test_answer_tokens);
   return s;
 }
 

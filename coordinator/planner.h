@@ -31,7 +31,16 @@ struct DatasetSummary {
   uint32_t test_questions = 0;
   // Loader notes (e.g. a missing training file).
   std::vector<std::string> notes;
+  // Token estimates (cost/tokens.h): the chat-format training file, all test
+  // prompts, all reference answers.
+  uint64_t training_tokens = 0;
+  uint64_t test_prompt_tokens = 0;
+  uint64_t test_answer_tokens = 0;
 };
+
+// Conversions to and from the stored form (v1::DatasetSummary).
+DatasetSummary FromProto(const v1::DatasetSummary& d);
+v1::DatasetSummary ToProto(const DatasetSummary& d);
 
 DatasetSummary Summarize(const v1::DatasetSpec& spec, const v1::Dataset& dataset);
 

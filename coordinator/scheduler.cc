@@ -7,7 +7,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "coordinator/cost_estimate.h"
 #include "storage/keys.h"
 
 namespace ftb::coordinator {
@@ -101,10 +103,20 @@ struct Scheduler::Campaign {
   uint64_t pending = 0, leased = 0, done = 0, failed = 0, cancelled = 0, attempts = 0;
   uint64_t cells_done = 0, cells_failed = 0;
   uint64_t next_event_seq = 1;
-  double cost_usd = 0;
+  double cost_usd = 0;      // reported by finished tasks
+  double reserved_usd = 0;  // estimates of running TUNE tasks
+  double estimated_total_usd = 0;
+  std::vector<float> run_usd;           // estimate per training run
+  std::vector<float> run_max_cell_usd;  // costliest cell of each run on its own
 
   const std::string& id() const { return record.id(); }
-  bool active() const { return record.state() == v1::CAMPAIGN_STATE_RUNNING; }
+  // Work may still be reported (running or paused by its budget).
+  bool active() const {
+    return record.state() == v1::CAMPAIGN_STATE_RUNNING ||
+           record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET;
+  }
+  // New tasks may be leased.
+  bool leasable() const { return record.state() == v1::CAMPAIGN_STATE_RUNNING; }
   const std::string& BackendOf(uint32_t task) const {
     if (task < runs) {
       const GridPoint& p = plan.cells[plan.runs[task].first_cell];
@@ -171,11 +183,7 @@ std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign recor
                                                               absl::Status* status) {
   auto c = std::make_unique<Campaign>();
   std::vector<DatasetSummary> summaries;
-  for (const v1::DatasetSummary& d : record.datasets()) {
-    summaries.push_back(DatasetSummary{d.label(), d.fingerprint(), d.training_examples(),
-                                       d.test_questions(),
-                                       {d.notes().begin(), d.notes().end()}});
-  }
+  for (const v1::DatasetSummary& d : record.datasets()) summaries.push_back(FromProto(d));
   absl::StatusOr<Plan> plan = PlanCampaign(record.spec(), std::move(summaries));
   if (!plan.ok()) {
     *status = plan.status();
@@ -191,6 +199,22 @@ std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign recor
   c->runs = static_cast<uint32_t>(c->plan.runs.size());
   c->tasks.resize(c->runs);
   c->cell_state.assign(c->plan.cells.size(), v1::CELL_STATE_PENDING);
+  if (options_.prices != nullptr) {
+    c->run_usd.resize(c->runs);
+    c->run_max_cell_usd.resize(c->runs);
+    for (uint32_t r = 0; r < c->runs; ++r) {
+      CostEstimate e = EstimateRun(*options_.prices, record.spec(), c->plan, r);
+      c->run_usd[r] = static_cast<float>(e.total());
+      c->estimated_total_usd += e.total();
+      const TrainingRun& run = c->plan.runs[r];
+      for (uint32_t k = 0; k < run.cell_count; ++k) {
+        double cell = EstimateCell(*options_.prices, record.spec(), c->plan,
+                                   c->plan.cells[run.first_cell + k])
+                          .total();
+        c->run_max_cell_usd[r] = std::max(c->run_max_cell_usd[r], static_cast<float>(cell));
+      }
+    }
+  }
   c->record = std::move(record);
   c->record.set_cells_total(c->plan.cells.size());
   return c;
@@ -216,14 +240,7 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const v1::CampaignSpec& spec,
   record.set_updated_ms(record.created_ms());
   record.set_spec_yaml(spec_yaml);
   record.set_request_id(request_id);
-  for (const DatasetSummary& d : datasets) {
-    v1::DatasetSummary* s = record.add_datasets();
-    s->set_label(d.label);
-    s->set_fingerprint(d.fingerprint);
-    s->set_training_examples(d.training_examples);
-    s->set_test_questions(d.test_questions);
-    for (const auto& n : d.notes) s->add_notes(n);
-  }
+  for (const DatasetSummary& d : datasets) *record.add_datasets() = ToProto(d);
   absl::Status status;
   std::unique_ptr<Campaign> c = BuildCampaign(std::move(record), &status);
   if (c == nullptr) return status;
@@ -343,6 +360,7 @@ absl::Status Scheduler::Recover() {
         case v1::TASK_STATE_LEASED:
           ++cr.leased;
           ++cr.leased_by_backend[cr.BackendOf(t)];
+          if (t < cr.run_usd.size()) cr.reserved_usd += cr.run_usd[t];
           lease_heap_.push({s.lease_deadline_ms, &cr, t, s.attempt});
           break;
         case v1::TASK_STATE_DONE:
@@ -458,7 +476,7 @@ absl::StatusOr<v1::LeaseTasksResponse> Scheduler::Lease(const v1::LeaseTasksRequ
   for (size_t i = 0; i < n && static_cast<uint32_t>(response.tasks_size()) < request.max_tasks();
        ++i) {
     Campaign& c = *campaigns_[(lease_cursor_ + i) % n];
-    if (!c.active()) continue;
+    if (!c.leasable()) continue;
     for (const std::string& backend : worker.backends) {
       auto q = c.ready.find({kind, backend});
       if (q == c.ready.end()) continue;
@@ -469,12 +487,16 @@ absl::StatusOr<v1::LeaseTasksResponse> Scheduler::Lease(const v1::LeaseTasksRequ
                                            : lim->second.max_concurrent_judge();
       }
       std::deque<uint32_t>& queue = q->second;
-      while (!queue.empty() &&
+      while (c.leasable() && !queue.empty() &&
              static_cast<uint32_t>(response.tasks_size()) < request.max_tasks() &&
              (limit == 0 || c.leased_by_backend[backend] < limit)) {
         uint32_t task = queue.front();
+        if (c.tasks[task].state != v1::TASK_STATE_PENDING) {  // stale entry
+          queue.pop_front();
+          continue;
+        }
+        if (!AdmitWithinBudget(c, task)) break;  // paused; stays queued
         queue.pop_front();
-        if (c.tasks[task].state != v1::TASK_STATE_PENDING) continue;  // stale entry
         LeaseOne(c, task, wi->second, response.add_tasks());
       }
     }
@@ -495,6 +517,7 @@ void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAs
   ++c.leased;
   ++c.attempts;
   ++c.leased_by_backend[c.BackendOf(task)];
+  if (task < c.run_usd.size()) c.reserved_usd += c.run_usd[task];
   lease_heap_.push({s.lease_deadline_ms, &c, task, s.attempt});
   PutTaskRecord(c, task);
   FillAssignment(c, task, out);
@@ -624,6 +647,7 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
   if (s.state == v1::TASK_STATE_LEASED) {
     --c.leased;
     --c.leased_by_backend[c.BackendOf(task)];
+    ReleaseReservation(c, task);
   } else {
     --c.pending;  // expired, still queued: the queue entry is now stale
   }
@@ -694,7 +718,9 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
       if (!c.judge_outstanding.contains(cell)) MarkCellDone(c, cell);
     }
   }
-  PutTaskRecord(c, task);
+  // The spend is stored with the attempt that incurred it, in the same batch
+  // as the result: a restart neither loses nor double-counts it.
+  PutTaskRecord(c, task, "", result.cost_usd());
   MaybeFinishCampaign(c);
 }
 
@@ -726,6 +752,7 @@ bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error
   TaskSlot& s = c.tasks[task];
   --c.leased;
   --c.leased_by_backend[c.BackendOf(task)];
+  ReleaseReservation(c, task);
   if (!c.active()) {  // cancelled while it ran: nothing to retry
     s.state = v1::TASK_STATE_CANCELLED;
     ++c.cancelled;
@@ -794,6 +821,78 @@ void Scheduler::MarkCellFailed(Campaign& c, uint32_t cell) {
   ++c.cells_failed;
 }
 
+bool Scheduler::AdmitWithinBudget(Campaign& c, uint32_t task) {
+  if (task >= c.run_usd.size()) return true;  // JUDGE tasks, or no prices
+  const v1::BudgetSpec& budget = c.record.spec().budget();
+  const double estimate = c.run_usd[task];
+  std::string why;
+  if (budget.has_per_cell_usd() && c.run_max_cell_usd[task] > budget.per_cell_usd() + 1e-9) {
+    why = absl::StrFormat(
+        "task %s has a cell estimated at $%.4f, over the per-cell budget of $%.2f; raise it "
+        "with `ftb budget %s --per-cell-usd N`",
+        TaskId(c, task), c.run_max_cell_usd[task], budget.per_cell_usd(), c.id());
+  } else if (budget.has_usd() &&
+             c.cost_usd + c.reserved_usd + estimate > budget.usd() + 1e-9) {
+    why = absl::StrFormat(
+        "next task %s is estimated at $%.4f; with $%.4f spent and $%.4f reserved for running "
+        "tasks that would exceed the budget of $%.2f; raise it with `ftb budget %s --usd N`",
+        TaskId(c, task), estimate, c.cost_usd, c.reserved_usd, budget.usd(), c.id());
+  }
+  if (why.empty()) return true;
+  c.record.set_state(v1::CAMPAIGN_STATE_PAUSED_BUDGET);
+  c.record.set_status_message(why);
+  PutCampaignRecord(c);
+  LogEvent(c, absl::StrCat("paused: ", why));
+  return false;
+}
+
+void Scheduler::ReleaseReservation(Campaign& c, uint32_t task) {
+  if (task < c.run_usd.size()) c.reserved_usd = std::max(0.0, c.reserved_usd - c.run_usd[task]);
+}
+
+absl::StatusOr<v1::CampaignProgress> Scheduler::UpdateBudget(
+    const v1::UpdateBudgetRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  auto it = by_id_.find(request.campaign_id());
+  if (it == by_id_.end()) {
+    return absl::NotFoundError(absl::StrCat("no campaign ", request.campaign_id()));
+  }
+  Campaign& c = *it->second;
+  if (!c.active()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("campaign ", c.id(), " has ended; its budget no longer matters"));
+  }
+  v1::BudgetSpec* budget = c.record.mutable_spec()->mutable_budget();
+  if (request.has_usd()) {
+    if (request.usd() > 0) {
+      budget->set_usd(request.usd());
+    } else {
+      budget->clear_usd();
+    }
+  }
+  if (request.has_per_cell_usd()) {
+    if (request.per_cell_usd() > 0) {
+      budget->set_per_cell_usd(request.per_cell_usd());
+    } else {
+      budget->clear_per_cell_usd();
+    }
+  }
+  bool resumed = c.record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET;
+  if (resumed) {
+    c.record.set_state(v1::CAMPAIGN_STATE_RUNNING);
+    c.record.clear_status_message();
+  }
+  PutCampaignRecord(c);
+  LogEvent(c, absl::StrCat("budget set to ",
+                           budget->has_usd() ? absl::StrFormat("$%.2f", budget->usd()) : "none",
+                           budget->has_per_cell_usd()
+                               ? absl::StrFormat(" ($%.2f per cell)", budget->per_cell_usd())
+                               : "",
+                           resumed ? "; resumed" : ""));
+  MaybeFinishCampaign(c);
+  return Progress(c);
+}
+
 void Scheduler::MaybeFinishCampaign(Campaign& c) {
   if (!c.active() || c.pending > 0 || c.leased > 0) return;
   c.record.set_state(c.failed > 0 ? v1::CAMPAIGN_STATE_FAILED : v1::CAMPAIGN_STATE_SUCCEEDED);
@@ -824,7 +923,8 @@ absl::StatusOr<v1::CampaignProgress> Scheduler::Cancel(const std::string& campai
 
 // --- records and events -------------------------------------------------------
 
-void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error) {
+void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error,
+                              double cost_usd) {
   const TaskSlot& s = c.tasks[task];
   v1::TaskRecord r;
   r.set_state(static_cast<v1::TaskState>(s.state));
@@ -836,6 +936,7 @@ void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::strin
   r.set_not_before_ms(s.not_before_ms);
   r.set_last_error(error);
   r.set_done_attempt(s.done_attempt);
+  r.set_cost_usd(cost_usd);
   batch_.Put(keys::TaskRecord(c.id(), task), r.SerializeAsString());
 }
 
@@ -892,6 +993,9 @@ v1::CampaignProgress Scheduler::Progress(const Campaign& c) const {
   p.set_status_message(c.record.status_message());
   p.set_created_ms(c.record.created_ms());
   p.set_updated_ms(c.record.updated_ms());
+  p.set_reserved_usd(c.reserved_usd);
+  p.set_estimated_total_usd(c.estimated_total_usd);
+  *p.mutable_budget() = c.record.spec().budget();
   return p;
 }
 

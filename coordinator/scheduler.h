@@ -40,6 +40,7 @@
 #include "common/ids.h"
 #include "common/rng.h"
 #include "coordinator/planner.h"
+#include "cost/price_table.h"
 #include "ftb/v1/coordinator.pb.h"
 #include "ftb/v1/state.pb.h"
 #include "storage/state_store.h"
@@ -59,6 +60,9 @@ struct SchedulerOptions {
   // of granting their workers one more lease period. For deployments where
   // no worker outlives the coordinator (`ftb run`'s in-process workers).
   bool requeue_leased_on_recovery = false;
+  // Prices for budget admission control; null = every task is free (no
+  // campaign is ever paused by its budget). Not owned.
+  const cost::PriceTable* prices = nullptr;
 };
 
 // Receives what the scheduler does, for metrics. Called synchronously from
@@ -135,6 +139,17 @@ class Scheduler {
 
   absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request);
 
+  // Budget admission control: before leasing a TUNE task the scheduler adds
+  // its estimate (coordinator/cost_estimate.h) to the dollars already
+  // reported by finished tasks and the estimates of running ones; if that
+  // exceeds budget.usd, or the estimate of one of its cells exceeds
+  // budget.per_cell_usd, the task is not started and the campaign goes to
+  // CAMPAIGN_STATE_PAUSED_BUDGET with a status message saying why. Running
+  // tasks still finish and report. UpdateBudget changes the limits (a value
+  // <= 0 removes one) and resumes a paused campaign; kNotFound for an
+  // unknown id, kFailedPrecondition for an ended campaign.
+  absl::StatusOr<v1::CampaignProgress> UpdateBudget(const v1::UpdateBudgetRequest& request);
+
   // kNotFound for an unknown id. Cancelling an ended campaign changes nothing.
   absl::StatusOr<v1::CampaignProgress> Cancel(const std::string& campaign_id);
 
@@ -197,7 +212,12 @@ class Scheduler {
   void MarkCellDone(Campaign& c, uint32_t cell);
   void MarkCellFailed(Campaign& c, uint32_t cell);
   void MaybeFinishCampaign(Campaign& c);
-  void PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error = "");
+  // Whether leasing TUNE task `task` keeps the campaign within its budget;
+  // if not, pauses the campaign.
+  bool AdmitWithinBudget(Campaign& c, uint32_t task);
+  void ReleaseReservation(Campaign& c, uint32_t task);
+  void PutTaskRecord(const Campaign& c, uint32_t task, const std::string& error = "",
+                     double cost_usd = 0);
   void PutCampaignRecord(Campaign& c);
   void LogEvent(Campaign& c, const std::string& message);
   int64_t BackoffMs(const v1::RetryPolicy& retry, uint32_t attempt);

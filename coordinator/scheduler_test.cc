@@ -505,3 +505,140 @@ TEST(SchedulerRecoveryOptionTest, RequeuesLeasedTasksAtOnceWhenAsked) {
 
 }  // namespace
 }  // namespace ftb::coordinator
+
+namespace ftb::coordinator {
+namespace {
+
+// A campaign whose budget covers part of the grid: the scheduler starts only
+// what fits, pauses with a reason, never lets spend exceed the budget, and
+// finishes after the budget is raised.
+TEST(SchedulerBudgetTest, StopsAtTheBudgetAndFinishesWhenItIsRaised) {
+  cost::PriceTable prices;
+  ASSERT_TRUE(prices
+                  .Add("version: t\nbackend: test\nmodels:\n  fixture: {training_per_1m_tokens: "
+                       "1.0, input_per_1m_tokens: 0, output_per_1m_tokens: 0, source: test, "
+                       "as_of: t}\n",
+                       "prices.yaml")
+                  .ok());
+  storage::MemoryStateStore store;
+  FakeClock clock;
+  SequentialIdSource ids;
+  SchedulerOptions options;
+  options.prices = &prices;
+  auto s = std::make_unique<Scheduler>(&store, &clock, &ids, options);
+  ASSERT_TRUE(s->Recover().ok());
+  v1::CampaignSpec spec = Spec(1, 5);  // 5 runs of 1 epoch
+  spec.mutable_budget()->set_usd(2.5);
+  DatasetSummary summary{"people", "f00d", 6, 12, {}};
+  summary.training_tokens = 1'000'000;  // $1.00 per run
+  std::string id = s->Submit(spec, {summary}, "", "")->campaign_id;
+  ASSERT_TRUE(s->Commit().ok());
+  EXPECT_DOUBLE_EQ(s->Get(id)->progress().estimated_total_usd(), 5.0);
+
+  v1::RegisterWorkerRequest reg;
+  reg.set_worker_id("w");
+  reg.set_role(v1::WORKER_ROLE_TUNE);
+  reg.add_backends("test");
+  s->RegisterWorker(reg);
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("w");
+  lease.set_max_tasks(10);
+  auto complete = [&](const v1::TaskAssignment& t, double cost) {
+    v1::CompleteTasksRequest r;
+    auto* c = r.add_completions();
+    c->set_task_id(t.task_id());
+    c->set_attempt(t.attempt());
+    c->mutable_result()->set_cost_usd(cost);
+    return s->Complete(r)->outcomes(0);
+  };
+
+  // $0 spent + 2 x $1 reserved fits; a third would make $3 > $2.50.
+  auto first = s->Lease(lease);
+  ASSERT_EQ(first->tasks_size(), 2);
+  v1::CampaignProgress p = s->Get(id)->progress();
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_PAUSED_BUDGET);
+  EXPECT_DOUBLE_EQ(p.reserved_usd(), 2.0);
+  EXPECT_EQ(p.status_message(),
+            "next task " + id + "/2 is estimated at $1.0000; with $0.0000 spent and $2.0000 "
+            "reserved for running tasks that would exceed the budget of $2.50; raise it with "
+            "`ftb budget " + id + " --usd N`");
+  // Running tasks still report while paused; spend stays within the budget.
+  EXPECT_EQ(complete(first->tasks(0), 0.9), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_EQ(complete(first->tasks(1), 1.1), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_TRUE(s->Lease(lease)->tasks().empty());
+  p = s->Get(id)->progress();
+  EXPECT_DOUBLE_EQ(p.cost_usd(), 2.0);
+  EXPECT_LE(p.cost_usd(), 2.5);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_PAUSED_BUDGET);
+  ASSERT_TRUE(s->Commit().ok());
+
+  // The pause survives a restart.
+  s = std::make_unique<Scheduler>(&store, &clock, &ids, options);
+  ASSERT_TRUE(s->Recover().ok());
+  s->RegisterWorker(reg);
+  EXPECT_EQ(s->Get(id)->progress().state(), v1::CAMPAIGN_STATE_PAUSED_BUDGET);
+  EXPECT_TRUE(s->Lease(lease)->tasks().empty());
+
+  // Raising the budget resumes it: $2 spent, 3 x $1 fit in $5.
+  v1::UpdateBudgetRequest raise;
+  raise.set_campaign_id(id);
+  raise.set_usd(5);
+  absl::StatusOr<v1::CampaignProgress> raised = s->UpdateBudget(raise);
+  ASSERT_TRUE(raised.ok()) << raised.status();
+  EXPECT_EQ(raised->state(), v1::CAMPAIGN_STATE_RUNNING);
+  EXPECT_EQ(raised->status_message(), "");
+  auto rest = s->Lease(lease);
+  ASSERT_EQ(rest->tasks_size(), 3);
+  for (const auto& t : rest->tasks()) complete(t, 1.0);
+  p = s->Get(id)->progress();
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(p.cost_usd(), 5.0);
+  EXPECT_EQ(p.cells_done(), 5u);
+  raise.set_usd(10);
+  EXPECT_EQ(s->UpdateBudget(raise).status().code(), absl::StatusCode::kFailedPrecondition);
+  raise.set_campaign_id("nope");
+  EXPECT_EQ(s->UpdateBudget(raise).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SchedulerBudgetTest, PerCellBudgetRefusesCostlyCells) {
+  cost::PriceTable prices;
+  ASSERT_TRUE(prices
+                  .Add("version: t\nbackend: test\nmodels:\n  \"*\": {training_per_1m_tokens: "
+                       "2.0, input_per_1m_tokens: 0, output_per_1m_tokens: 0, source: test, "
+                       "as_of: t}\n",
+                       "prices.yaml")
+                  .ok());
+  storage::MemoryStateStore store;
+  FakeClock clock;
+  SequentialIdSource ids;
+  SchedulerOptions options;
+  options.prices = &prices;
+  Scheduler s(&store, &clock, &ids, options);
+  ASSERT_TRUE(s.Recover().ok());
+  v1::CampaignSpec spec = Spec(1, 1);
+  spec.mutable_budget()->set_per_cell_usd(1.5);
+  DatasetSummary summary{"people", "f00d", 6, 12, {}};
+  summary.training_tokens = 1'000'000;  // $2.00 per cell > $1.50
+  std::string id = s.Submit(spec, {summary}, "", "")->campaign_id;
+  v1::RegisterWorkerRequest reg;
+  reg.set_worker_id("w");
+  reg.set_role(v1::WORKER_ROLE_TUNE);
+  reg.add_backends("test");
+  s.RegisterWorker(reg);
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("w");
+  lease.set_max_tasks(10);
+  EXPECT_TRUE(s.Lease(lease)->tasks().empty());
+  v1::CampaignProgress p = s.Get(id)->progress();
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_PAUSED_BUDGET);
+  EXPECT_NE(p.status_message().find("over the per-cell budget of $1.50"), std::string::npos)
+      << p.status_message();
+  v1::UpdateBudgetRequest raise;
+  raise.set_campaign_id(id);
+  raise.set_per_cell_usd(0);  // remove the limit
+  ASSERT_TRUE(s.UpdateBudget(raise).ok());
+  EXPECT_EQ(s.Lease(lease)->tasks_size(), 1);
+}
+
+}  // namespace
+}  // namespace ftb::coordinator

@@ -349,6 +349,17 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelCampaign(
   });
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::UpdateBudget(
+    grpc::CallbackServerContext* ctx, const v1::UpdateBudgetRequest* request,
+    v1::UpdateBudgetResponse* response) {
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::CampaignProgress> r = s.UpdateBudget(*request);
+    if (!r.ok()) return r.status();
+    *response->mutable_progress() = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
 namespace {
 
 // Streams a snapshot, then every event, until the campaign ends or the
@@ -462,6 +473,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   SchedulerOptions scheduler_options;
   scheduler_options.max_cells_per_campaign = options.max_cells;
   scheduler_options.requeue_leased_on_recovery = options.requeue_leased_on_recovery;
+  scheduler_options.prices = options.prices ? options.prices : &cost::PriceTable::Builtin();
   auto scheduler = std::make_unique<Scheduler>(server->store_.get(), RealClock::Get(),
                                                server->ids_.get(), scheduler_options);
   auto started = std::chrono::steady_clock::now();

@@ -110,6 +110,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* CancelCampaign(grpc::CallbackServerContext* ctx,
                                            const v1::CancelCampaignRequest* request,
                                            v1::CancelCampaignResponse* response) override;
+  grpc::ServerUnaryReactor* UpdateBudget(grpc::CallbackServerContext* ctx,
+                                         const v1::UpdateBudgetRequest* request,
+                                         v1::UpdateBudgetResponse* response) override;
   grpc::ServerWriteReactor<v1::CampaignEvent>* WatchCampaign(
       grpc::CallbackServerContext* ctx, const v1::WatchCampaignRequest* request) override;
 
@@ -133,6 +136,8 @@ struct CoordinatorOptions {
   uint64_t max_cells = 20'000'000;
   // HOST:PORT for Prometheus' /metrics; empty = no metrics endpoint.
   std::string metrics_listen;
+  // Price tables for budgets and estimates; null = PriceTable::Builtin().
+  const cost::PriceTable* prices = nullptr;
   // See SchedulerOptions::requeue_leased_on_recovery.
   bool requeue_leased_on_recovery = false;
 };

@@ -141,8 +141,7 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   std::vector<coordinator::DatasetSummary> summaries;
   CampaignReport report;
   for (const auto& d : campaign.datasets()) {
-    summaries.push_back({d.label(), d.fingerprint(), d.training_examples(), d.test_questions(),
-                         {d.notes().begin(), d.notes().end()}});
+    summaries.push_back(coordinator::FromProto(d));
     for (const auto& n : d.notes()) report.notes.push_back(absl::StrCat(d.label(), ": ", n));
   }
   FTB_ASSIGN_OR_RETURN(coordinator::Plan plan,

@@ -1,0 +1,53 @@
+// Versioned price tables (pricing/*.yaml): per backend and model, dollars per
+// million training, prompt and completion tokens, with the date and source
+// of each figure. The tables in the repository are compiled into the binary
+// (Builtin()); a directory of YAML files can replace them. Immutable after
+// construction, so thread-safe.
+#ifndef FTB_COST_PRICE_TABLE_H_
+#define FTB_COST_PRICE_TABLE_H_
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/status/statusor.h"
+
+namespace ftb::cost {
+
+struct ModelPrice {
+  double training_per_1m_tokens = 0;
+  double input_per_1m_tokens = 0;
+  double output_per_1m_tokens = 0;
+  std::string source;
+  std::string as_of;
+  std::string version;  // of the table it came from
+  bool verified = true;
+};
+
+class PriceTable {
+ public:
+  // Parses one or more YAML documents, each
+  //   {version: DATE, backend: NAME, models: {MODEL|"*": {training_per_1m_tokens,
+  //    input_per_1m_tokens, output_per_1m_tokens, source, as_of, verified?}}}
+  // Errors (kInvalidArgument) read "<file>:<line>:<col>: <field>: <what>".
+  // A (backend, model) defined twice is an error.
+  absl::Status Add(std::string_view yaml, std::string_view filename);
+  // Every *.yaml in `dir`, in name order.
+  static absl::StatusOr<PriceTable> LoadDirectory(const std::string& dir);
+  // The tables of pricing/ at build time.
+  static const PriceTable& Builtin();
+
+  // The price of `model` on `backend`: an exact entry, else the backend's
+  // "*" entry, else nullptr (unknown: estimates treat it as unpriced).
+  const ModelPrice* Find(std::string_view backend, std::string_view model) const;
+
+  size_t size() const { return prices_.size(); }
+
+ private:
+  std::map<std::pair<std::string, std::string>, ModelPrice, std::less<>> prices_;
+};
+
+}  // namespace ftb::cost
+
+#endif  // FTB_COST_PRICE_TABLE_H_
