@@ -63,7 +63,11 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
       workers_(prometheus::BuildGauge()
                    .Name("ftb_workers_connected")
                    .Help("Workers seen in the last three minutes, by role")
-                   .Register(*registry_)) {}
+                   .Register(*registry_)),
+      budget_(prometheus::BuildGauge()
+                  .Name("ftb_budget_remaining_usd")
+                  .Help("Budget left after spend and reservations, for campaigns with a budget")
+                  .Register(*registry_)) {}
 
 void CoordinatorMetrics::TaskLeased(v1::TaskKind kind, const std::string& backend) {
   leases_.Add({{"kind", KindLabel(kind)}, {"backend", backend}}).Increment();
@@ -111,6 +115,13 @@ void CoordinatorMetrics::Refresh(const SchedulerSnapshot& s) {
   for (const char* role : {"tune", "judge"}) {
     auto it = s.workers_by_role.find(role);
     workers_.Add({{"role", role}}).Set(it == s.workers_by_role.end() ? 0.0 : double(it->second));
+  }
+  RefreshBudgets(s);
+}
+
+void CoordinatorMetrics::RefreshBudgets(const SchedulerSnapshot& s) {
+  for (const auto& [campaign, usd] : s.budget_remaining_usd) {
+    budget_.Add({{"campaign", campaign}}).Set(usd);
   }
 }
 

@@ -12,6 +12,7 @@
 //   ftb_cost_usd_total{campaign,backend,model,kind}  dollars reported by tasks
 //   ftb_tasks{state}, ftb_cells{state}, ftb_campaigns{state}
 //   ftb_queue_depth{backend}, ftb_workers_connected{role}
+//   ftb_budget_remaining_usd{campaign}               budget - spent - reserved
 //
 // Thread-safety: the observer methods and Refresh() run on the scheduler
 // thread; ObserveLeaseLatency() from any thread (prometheus-cpp metrics are
@@ -50,6 +51,8 @@ class CoordinatorMetrics : public SchedulerObserver {
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
  private:
+  void RefreshBudgets(const SchedulerSnapshot& snapshot);
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& leases_;
   prometheus::Family<prometheus::Counter>& completions_;
@@ -64,6 +67,7 @@ class CoordinatorMetrics : public SchedulerObserver {
   prometheus::Family<prometheus::Gauge>& campaigns_;
   prometheus::Family<prometheus::Gauge>& queue_;
   prometheus::Family<prometheus::Gauge>& workers_;
+  prometheus::Family<prometheus::Gauge>& budget_;
   std::set<std::string> queue_backends_;  // seen so far, so drained queues read 0
 };
 

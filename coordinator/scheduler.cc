@@ -1029,6 +1029,10 @@ SchedulerSnapshot Scheduler::Snapshot() const {
     for (char& ch : state) ch = static_cast<char>(std::tolower(ch));
     ++s.campaigns_by_state[state.substr(std::string("campaign_state_").size())];
     for (const auto& [key, queue] : c->ready) s.queue_by_backend[key.second] += queue.size();
+    if (c->active() && c->record.spec().budget().has_usd()) {
+      s.budget_remaining_usd[c->id()] =
+          c->record.spec().budget().usd() - c->cost_usd - c->reserved_usd;
+    }
   }
   const int64_t now = clock_->NowMs();
   for (const auto& [index, w] : workers_) {

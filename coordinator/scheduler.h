@@ -86,7 +86,9 @@ struct SchedulerSnapshot {
   std::map<std::string, uint64_t> cells_by_state;      // pending, done, failed
   std::map<std::string, uint64_t> campaigns_by_state;  // running, succeeded, ...
   std::map<std::string, uint64_t> queue_by_backend;    // ready tasks
-  std::map<std::string, uint64_t> workers_by_role;     // seen in the last 3 leases
+  std::map<std::string, uint64_t> workers_by_role;     // seen in the last 3 minutes
+  // Active campaigns with a budget: dollars left after spend and reservations.
+  std::map<std::string, double> budget_remaining_usd;
 };
 
 struct SubmitResult {
