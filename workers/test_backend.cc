@@ -73,6 +73,26 @@ v1::TaskResult TestBackend::ExpectedResult(const v1::TuneWork& work) {
   result.set_digest(DigestHex(hash.Finish()));
   // Looks like a token count: 1000 per trained epoch, 100 per cell answered.
   result.set_tokens(1000 * epoch_sum + 100 * static_cast<uint64_t>(work.cell_ids_size()));
+  // Optional synthetic answers, for pipeline tests that need judging:
+  // answers_per_cell items per cell; even questions answered right.
+  auto answers = work.model().options().fields().find("answers_per_cell");
+  if (answers != work.model().options().fields().end() &&
+      answers->second.kind_case() == google::protobuf::Value::kNumberValue) {
+    const int n = static_cast<int>(answers->second.number_value());
+    for (const std::string& cell_id : work.cell_ids()) {
+      v1::CellAnswers* cell = result.add_answers();
+      cell->set_cell_id(cell_id);
+      for (int i = 0; i < n; ++i) {
+        v1::JudgeItem* item = cell->add_items();
+        item->set_cell_id(cell_id);
+        item->set_question_type(i % 3 == 0 ? "rephrased" : "memorization");
+        item->set_question_id(absl::StrCat("q", i));
+        item->set_prompt(absl::StrCat("What is the value of item ", i, "?"));
+        item->set_reference(absl::StrCat(100 + i));
+        item->set_answer(i % 2 == 0 ? absl::StrCat(100 + i) : "unknown value");
+      }
+    }
+  }
   // Optional fixed price per task, for cost-accounting tests.
   auto price = work.model().options().fields().find("cost_usd_per_task");
   result.set_cost_usd(price != work.model().options().fields().end() &&

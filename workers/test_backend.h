@@ -13,8 +13,10 @@
 //                                (retryable), for retry tests.
 // Result: digest = SHA-256 hex over the model name, cell_ids and epochs
 // (not the attempt, worker or timing), tokens = a count derived from the
-// same inputs, no answers; cost 0 unless model.options.cost_usd_per_task
-// sets a price per task (for cost-accounting tests).
+// same inputs; cost 0 unless model.options.cost_usd_per_task sets a price
+// per task (for cost-accounting tests); no answers unless
+// model.options.answers_per_cell: N asks for N synthetic answers per cell
+// (even-numbered ones right), for pipeline tests that need judging.
 //
 // Thread-safe.
 #ifndef FTB_WORKERS_TEST_BACKEND_H_
