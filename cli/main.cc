@@ -4,6 +4,8 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
+#include "judge/judge_backend.h"
+#include "workers/backend.h"
 
 namespace {
 
@@ -16,6 +18,13 @@ int Finish(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Graders run as backends of judge workers; the worker runtime itself knows
+  // no backend by name.
+  if (absl::Status s = ftb::judge::RegisterJudgeBackends(ftb::workers::BackendRegistry::Global());
+      !s.ok()) {
+    std::cerr << "ftb: " << s.message() << "\n";
+    return 1;
+  }
   CLI::App app{"ftb: FineTuneBench knowledge-infusion sweeps (coordinator, workers, reports)"};
   app.set_version_flag("--version", "ftb 0.1.0");
   app.require_subcommand(1);
