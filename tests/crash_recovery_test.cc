@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -240,6 +241,10 @@ TEST(CrashRecoveryTest, SigkilledCoordinatorAndWorkersLoseNothingAndRepeatNothin
   EXPECT_EQ(reference.results, 1000u);
   EXPECT_EQ(reference.attempts, 1000u);
   EXPECT_EQ(chaotic.digests, reference.digests);
+  if (!HasFailure()) {  // keep the logs and state of a failed run for inspection
+    std::filesystem::remove_all(chaos.dir());
+    std::filesystem::remove_all(calm.dir());
+  }
 }
 
 }  // namespace
