@@ -16,7 +16,7 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev
 )
 test_pkgs=(
-  python3-grpcio python3-protobuf chromium prometheus
+  python3-grpcio python3-protobuf python3-jsonschema chromium prometheus
 )
 
 want=("${build_pkgs[@]}")

@@ -6,6 +6,7 @@
 set -u
 ftb=$1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+here=$(cd "$(dirname "$0")" && pwd)
 cd "$tmp"
 seeds=$(seq -s ', ' 0 149)
 cat > resume.yaml <<YAML
@@ -37,9 +38,12 @@ rc=$?
 if [[ $rc -ne 0 ]]; then echo "FAIL: rerun exited $rc"; cat second.log; exit 1; fi
 grep -q "^resuming campaign resume" second.log || { echo "FAIL: rerun did not resume"; cat second.log; exit 1; }
 for f in md json csv html; do [[ -s out/report.$f ]] || { echo "FAIL: no report.$f"; exit 1; }; done
-/usr/bin/python3 - out/report.json <<'PY'
+/usr/bin/python3 - out/report.json "$here/../docs/report.schema.json" <<'PY'
 import json, sys
+import jsonschema
 r = json.load(open(sys.argv[1]))
+# The report validates against the documented schema (Draft 2020-12).
+jsonschema.Draft202012Validator(json.load(open(sys.argv[2]))).validate(r)
 cells = r["cells"]
 assert len(cells) == 300, len(cells)
 bad = [c for c in cells if c["state"] != "done"]
