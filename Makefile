@@ -1,5 +1,6 @@
 # ftb quick start:
 #   make run    install dependencies, build, run the main job on the embedded default
+#               (train, answer, grade; reports in ftb-report/)
 #   make test   install dependencies, build, run every test (ctest)
 # Other targets: build, asan-test (ASan+UBSan build, unit tests), bench, clean.
 
@@ -25,8 +26,10 @@ configure:
 build: deps configure
 	@cmake --build $(BUILD) --target ftb -j $(JOBS)
 
+# The main job: the embedded default campaign (campaigns/default.yaml), run on
+# this machine; reports in ftb-report/. Run again to resume (same .ftb-state).
 run: build
-	$(BUILD)/cli/ftb plan
+	$(BUILD)/cli/ftb run --state .ftb-state --out ftb-report
 
 test: deps-test configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -40,8 +43,12 @@ asan-test: deps-test
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L unit
 
-bench: deps configure
-	@cmake --build $(BUILD) -j $(JOBS)
+# Benchmarks (see docs/benchmarks.md): Release build in build-bench.
+bench:
+	@scripts/install-deps.sh --bench
+	@cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DFTB_BUILD_TESTS=OFF >/dev/null
+	@cmake --build build-bench -j $(JOBS)
+	build-bench/bench/scheduler_bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

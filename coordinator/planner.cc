@@ -177,6 +177,12 @@ absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
 
 v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan,
                         const GridPoint& point) {
+  return MakeCellKey(spec, plan, point,
+                     CanonicalOptionsJson(spec.models(static_cast<int>(point.model)).options()));
+}
+
+v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan, const GridPoint& point,
+                        std::string_view backend_options_json) {
   v1::CellKey key;
   const DatasetSummary& ds = plan.datasets[point.dataset];
   const v1::ModelSpec& model = spec.models(static_cast<int>(point.model));
@@ -188,7 +194,7 @@ v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan,
   key.set_learning_rate_multiplier(point.learning_rate_multiplier);
   key.set_batch_size(point.batch_size);
   key.set_seed(point.seed);
-  key.set_backend_options_json(CanonicalOptionsJson(model.options()));
+  key.set_backend_options_json(std::string(backend_options_json));
   return key;
 }
 

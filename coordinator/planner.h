@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -82,6 +83,10 @@ absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
 // SHA-256 over the key's canonical encoding.
 v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan,
                         const GridPoint& point);
+// The same, with the model's CanonicalOptionsJson precomputed by the caller
+// (it is the costly part; the scheduler caches it per model).
+v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan, const GridPoint& point,
+                        std::string_view backend_options_json);
 std::string CellId(const v1::CellKey& key);
 // Id of a training run: hash of its cells' shared key (epochs excluded).
 std::string TrainingRunId(const v1::CellKey& any_cell_of_run);

@@ -108,6 +108,9 @@ struct Scheduler::Campaign {
   double estimated_total_usd = 0;
   std::vector<float> run_usd;           // estimate per training run
   std::vector<float> run_max_cell_usd;  // costliest cell of each run on its own
+  // CanonicalOptionsJson of each model: part of every cell id, and costly
+  // (a JSON dump) to recompute for each cell a lease or a result names.
+  std::vector<std::string> options_json;
 
   const std::string& id() const { return record.id(); }
   // Work may still be reported (running or paused by its budget).
@@ -131,6 +134,15 @@ struct Scheduler::Campaign {
     return static_cast<int64_t>(record.spec().retry().lease_seconds() * 1000);
   }
 };
+
+namespace {
+
+std::string CellIdOf(const Scheduler::Campaign& c, uint64_t cell) {
+  const GridPoint& p = c.plan.cells[cell];
+  return CellId(MakeCellKey(c.record.spec(), c.plan, p, c.options_json[p.model]));
+}
+
+}  // namespace
 
 struct Scheduler::Worker {
   v1::WorkerRole role;
@@ -217,6 +229,9 @@ std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign recor
   }
   c->record = std::move(record);
   c->record.set_cells_total(c->plan.cells.size());
+  for (const v1::ModelSpec& m : c->record.spec().models()) {
+    c->options_json.push_back(CanonicalOptionsJson(m.options()));
+  }
   return c;
 }
 
@@ -548,7 +563,7 @@ void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignm
   for (uint32_t i = 0; i < run.cell_count; ++i) {
     const GridPoint& p = c.plan.cells[run.first_cell + i];
     work->add_epochs(p.epochs);
-    work->add_cell_ids(CellId(MakeCellKey(spec, c.plan, p)));
+    work->add_cell_ids(CellIdOf(c, run.first_cell + i));
   }
 }
 
@@ -599,12 +614,10 @@ absl::StatusOr<v1::CompleteTasksResponse> Scheduler::Complete(
         return absl::InvalidArgumentError(
             absl::StrCat("task ", done.task_id(), " is a JUDGE task: it returns verdicts"));
       }
-      if (ref->task < c.runs) {
+      if (ref->task < c.runs && done.result().answers_size() > 0) {
         CellsOfTask(c, ref->task, &cells);
         std::set<std::string> ids;
-        for (uint32_t cell : cells) {
-          ids.insert(CellId(MakeCellKey(c.record.spec(), c.plan, c.plan.cells[cell])));
-        }
+        for (uint32_t cell : cells) ids.insert(CellIdOf(c, cell));
         for (const v1::CellAnswers& a : done.result().answers()) {
           if (!ids.contains(a.cell_id())) {
             return absl::InvalidArgumentError(absl::StrCat(
@@ -685,9 +698,9 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
     // cell per grader.
     const v1::JudgeSpec& judge = c.record.spec().judge();
     const uint32_t batch = std::max<uint32_t>(1, judge.batch_size());
-    absl::flat_hash_map<std::string, uint32_t> cell_by_id;
-    for (uint32_t cell : cells) {
-      cell_by_id[CellId(MakeCellKey(c.record.spec(), c.plan, c.plan.cells[cell]))] = cell;
+    absl::flat_hash_map<std::string, uint32_t> cell_by_id;  // only needed for answers
+    if (result.answers_size() > 0) {
+      for (uint32_t cell : cells) cell_by_id[CellIdOf(c, cell)] = cell;
     }
     for (const v1::CellAnswers& answers : result.answers()) {
       uint32_t cell = cell_by_id.at(answers.cell_id());

@@ -67,6 +67,11 @@ uint64_t SchedulerLoop::operations() const {
   return operations_;
 }
 
+SchedulerLoop::Times SchedulerLoop::times() const {
+  absl::MutexLock lock(&mu_);
+  return times_;
+}
+
 void SchedulerLoop::Loop() {
   auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return !queue_.empty() || stopping_;
@@ -84,19 +89,31 @@ void SchedulerLoop::Loop() {
       stopping = stopping_;
       operations_ += ops.size();
     }
+    const auto run_start = std::chrono::steady_clock::now();
     for (Op& op : ops) op.run(*scheduler_);
     if (std::chrono::steady_clock::now() >= next_tick) {
       scheduler_->Tick();  // lease expiry even when nobody calls
       if (on_tick_) on_tick_(*scheduler_);
       next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(tick_ms_);
     }
+    const auto commit_start = std::chrono::steady_clock::now();
     absl::Status status;
-    if (scheduler_->HasPendingWrites()) {
-      status = scheduler_->Commit();  // one synced write for every op above
+    const bool commit = scheduler_->HasPendingWrites();
+    if (commit) status = scheduler_->Commit();  // one synced write for every op above
+    using Seconds = std::chrono::duration<double>;
+    const auto done_start = std::chrono::steady_clock::now();
+    {
       absl::MutexLock lock(&mu_);
-      ++batches_;
+      if (commit) ++batches_;
+      times_.run_seconds += Seconds(commit_start - run_start).count();
+      times_.commit_seconds += Seconds(done_start - commit_start).count();
     }
     for (Op& op : ops) op.done(status);
+    {
+      const auto done_end = std::chrono::steady_clock::now();
+      absl::MutexLock lock(&mu_);
+      times_.done_seconds += Seconds(done_end - done_start).count();
+    }
     std::vector<std::pair<std::string, v1::CampaignEvent>> events = scheduler_->TakeEvents();
     if (!events.empty() && status.ok()) {
       absl::MutexLock lock(&mu_);

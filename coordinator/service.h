@@ -55,6 +55,16 @@ class SchedulerLoop {
   uint64_t batches() const;
   uint64_t operations() const;
 
+  // Where the loop thread's time went since it started (benchmarks): running
+  // operations (and ticks), committing (one synced write per batch), and
+  // completing the RPCs (their `done` callbacks). The rest was waiting.
+  struct Times {
+    double run_seconds = 0;
+    double commit_seconds = 0;
+    double done_seconds = 0;
+  };
+  Times times() const;
+
  private:
   struct Op {
     std::function<void(Scheduler&)> run;
@@ -70,6 +80,7 @@ class SchedulerLoop {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t batches_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t operations_ ABSL_GUARDED_BY(mu_) = 0;
+  Times times_ ABSL_GUARDED_BY(mu_);
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::tuple<uint64_t, std::string, EventSink>> sinks_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;

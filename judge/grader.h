@@ -1,42 +1,112 @@
-// Graders: turn a model's answer to a question into a verdict. A grader is
-// chosen by kind from a registry; the judge worker runs it over JUDGE tasks.
-// Implementations are thread-safe (Grade is const and keeps no state).
+// Graders turn a model's answer to one question into a verdict. A grader is
+// chosen by kind ("rules", later "llm") through a GraderRegistry; judge
+// workers run graders over JUDGE tasks through judge/judge_backend.h.
+//
+// Thread-safety: Grader::Grade is const and may be called concurrently from
+// any number of threads on one instance. GraderRegistry is thread-safe.
+//
+// This module depends on proto/ and common/ only (not on the worker runtime).
 #ifndef FTB_JUDGE_GRADER_H_
 #define FTB_JUDGE_GRADER_H_
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "ftb/v1/campaign.pb.h"
 #include "ftb/v1/coordinator.pb.h"
 
 namespace ftb::judge {
 
-// Verdict names as stored (v1::Verdict.verdict) and counted by reports.
-inline constexpr char kCorrect[] = "correct";
-inline constexpr char kIncorrect[] = "incorrect";
-inline constexpr char kStale[] = "stale";          // gave the pre-update answer
-inline constexpr char kAbstained[] = "abstained";  // declined where an answer exists
-inline constexpr char kNoAnswer[] = "no_answer";   // nothing to grade
-inline constexpr char kError[] = "error";          // the grader failed
+// What a grader concluded. Reports (docs/report-format.md) count kCorrect as
+// right; kIncorrect, kStale and kAbstained as wrong; kNoAnswer and kError are
+// left out of accuracy and reported separately.
+enum class VerdictKind {
+  kCorrect,    // gives the reference answer
+  kIncorrect,  // does not
+  kStale,      // gives the pre-update answer (answer_before) of updated knowledge
+  kAbstained,  // declines ("I don't know", "None", ...) where an answer exists
+  kNoAnswer,   // nothing to grade (empty, or marked unavailable by the backend)
+  kError,      // the grader could not grade the item (e.g. no reference)
+};
+
+// The name stored in v1::Verdict.verdict: "correct", "incorrect", "stale",
+// "abstained", "no_answer", "error".
+std::string_view VerdictName(VerdictKind kind);
 
 struct Verdict {
-  std::string verdict;
-  std::string reason;  // short, for humans
+  VerdictKind kind = VerdictKind::kError;
+  // Short and human-readable, e.g. "number matches the reference".
+  std::string reason;
+  // "<kind>/<version>" of the grader that decided, e.g. "rules/1".
+  std::string grader;
+
+  std::string_view name() const { return VerdictName(kind); }
 };
 
 class Grader {
  public:
   virtual ~Grader() = default;
-  // "<kind>/<version>", recorded with every verdict.
+  // The kind this grader was created as ("rules").
+  virtual std::string_view kind() const = 0;
+  // "<kind>/<version>", recorded with every verdict. The version changes
+  // whenever a verdict for some input would change.
   virtual std::string_view id() const = 0;
+  // Grades one item (question, reference, answer). Never fails as a call: a
+  // grader that cannot decide returns VerdictKind::kError with the reason.
   virtual Verdict Grade(const v1::JudgeItem& item) const = 0;
 };
 
-// By kind: "rules" (judge/rules_grader.h). "llm" is not built yet:
-// kUnimplemented. Unknown kinds: kNotFound naming the known ones.
+// Makes a grader for a GraderSpec (kind and options). Errors are returned
+// as is by GraderRegistry::Create.
+using GraderFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Grader>>(const v1::GraderSpec& spec)>;
+
+// Grader kinds -> factories. Thread-safe.
+class GraderRegistry {
+ public:
+  // The process-wide registry with the built-in kinds registered (see
+  // RegisterBuiltinGraders). Never destroyed.
+  static GraderRegistry& Global();
+
+  // Errors: kInvalidArgument for an empty kind or a null factory;
+  // kAlreadyExists if `kind` is taken.
+  absl::Status Register(std::string kind, GraderFactory factory);
+  // Creates a grader of kind spec.kind(). Errors: kNotFound naming the known
+  // kinds when spec.kind() is not registered; otherwise whatever the factory
+  // returns (e.g. kUnimplemented for "llm", kInvalidArgument for options the
+  // kind does not take).
+  absl::StatusOr<std::unique_ptr<Grader>> Create(const v1::GraderSpec& spec) const;
+  // Sorted.
+  std::vector<std::string> Kinds() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, GraderFactory, std::less<>> factories_ ABSL_GUARDED_BY(mu_);
+};
+
+// Registers the built-in kinds:
+//   "rules"  judge/rules_grader.h; takes no options (kInvalidArgument naming
+//            the first option given);
+//   "llm"    LLM-as-judge, not built yet: its factory returns kUnimplemented
+//            ("grader \"llm\" (LLM-as-judge) is not implemented yet; use
+//            grader: rules").
+// Errors: kAlreadyExists if one of the kinds is taken.
+absl::Status RegisterBuiltinGraders(GraderRegistry& registry);
+
+// GraderRegistry::Global().Create with the given kind and no options.
 absl::StatusOr<std::unique_ptr<Grader>> CreateGrader(std::string_view kind);
+
+// Copies a verdict into its wire form with the item's cell, question type
+// and question id.
+v1::Verdict ToProto(const v1::JudgeItem& item, const Verdict& verdict);
 
 }  // namespace ftb::judge
 

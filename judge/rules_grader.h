@@ -1,31 +1,107 @@
-// The `rules` grader: deterministic, no model, better than the FineTuneBench
-// notebook's lowercase exact match. In order:
+// The `rules` grader (id "rules/1"): deterministic, no model, no I/O. It
+// replaces the FineTuneBench notebook's `answer.lower() == reference.lower()`
+// with the rules below. Thread-safe: Grade() keeps no state between calls
+// (it reuses thread-local scratch buffers, so it does not allocate once
+// warmed up, apart from the Verdict's strings).
 //
-//  1. item.unavailable_reason set            -> no_answer (nothing to grade)
-//  2. empty answer                           -> incorrect ("empty answer")
-//  Both sides are normalised: lower case, punctuation to spaces, articles
-//  (a, an, the) dropped, whitespace collapsed; numbers canonical: "1,200" ->
-//  "1200", "$5" -> "5", "3.50" -> "3.5", "20 feet" keeps "20" as a token.
-//  3. reference "None" (date-changed questions: the question cannot be
-//     answered): an abstention ("None", "I don't know", "unknown", "N/A",
-//     "cannot be answered", ...) -> correct; anything else -> incorrect.
-//  4. an abstention where a reference exists  -> abstained
-//  5. reference "yes"/"no": the answer's yes/no word decides ("Yes, he is."
-//     = Yes); both or neither present -> incorrect.
-//  6. normalised answer == reference          -> correct
-//  7. numeric reference ("126", "20 feet"): the answer's numbers include it
-//     as a whole number -> correct ("He weighs 126 pounds."; not "1260").
-//  8. the reference's words appear contiguously, on word boundaries, in
-//     the answer -> correct ("blue" in "His favourite colour is blue.").
-//  9. updated knowledge: the answer matches answer_before by 5-8 and not the
-//     reference -> stale.
-// 10. otherwise incorrect.
+// NORMALISATION (both sides; NormalizeForGrading shows the result)
+//  - ASCII letters are lower-cased; other letters (UTF-8) are kept as is.
+//  - Punctuation, symbols, '_' and Unicode punctuation (U+2000-U+206F,
+//    U+00A0-U+00BF) separate words: "New-York!" -> "new york",
+//    "apply_transform()" -> "apply transform".
+//  - Apostrophes (' U+2018 U+2019) join: "don't" -> "dont"; a possessive
+//    "'s" is dropped: "Faqapi's" -> "faqapi".
+//  - The articles a, an, the are dropped ("The Beatles" -> "beatles"),
+//    unless the text is nothing but articles (reference "A" stays "a").
+//  - Whitespace collapses; text without letters or digits is empty.
+//  - Numbers are canonical tokens: thousands separators go ("1,200" and
+//    "400,000" -> "1200", "400000"; "1,2" stays "1 2"), trailing decimal
+//    zeros go ("3.0" -> "3", "3.50" -> "3.5"), leading zeros go ("007" ->
+//    "7"); currency and percent signs are punctuation ("$1,200" -> "1200");
+//    a number glued to letters splits ("20mg" -> "20 mg", "6'1\"" -> "6 1").
+//    Digits inside a word stay part of it ("covid19").
+//  - Number words become digits: zero, two..twenty, thirty..ninety and
+//    compounds ("twenty-one" -> "21"). "one" stays a word ("no one", "the
+//    one who") except as the end of a compound.
+//
+// GRADING, in order; the first rule that applies decides.
+//  1. item.unavailable_reason set -> no_answer, reason = that text (a
+//     backend had nothing to grade, e.g. a replayed response that is itself
+//     a verdict).
+//  2. The answer normalises to nothing ("", "  \n ", "...") -> incorrect:
+//     the model was asked and said nothing (unlike rule 1, where there is
+//     no recorded answer at all, this counts against it).
+//  3. The reference normalises to nothing -> error ("no reference answer").
+//  4. Reference "None" (date-changed questions: the question cannot be
+//     answered): an abstention (see ABSTENTIONS) -> correct; anything else
+//     -> incorrect ("I don't know." and "N/A" correct; "The Rangers" and
+//     "7" incorrect).
+//  5. Reference "Yes" or "No":
+//     a. an abstention -> abstained ("No idea", "I don't know");
+//     b. the answer's words include "yes" xor "no": the reference's ->
+//        correct ("Yes, he is." = Yes; "No.\n" = No);
+//     c. updated knowledge (answer_before "Yes"/"No", not the reference)
+//        and the answer says it -> stale;
+//     d. otherwise incorrect: the other one ("No" vs Yes), both ("Yes and
+//        no": ambiguous) or neither ("Probably", "red").
+//  6. MATCH -> correct, except that when answer_before (rule 7) contains
+//     the reference ("apply_transform" before, "transform" now) an answer
+//     that also matches answer_before gives the whole old value -> stale.
+//     The answer matches the reference when:
+//     a. the normalised texts are equal ("  new   york " = "New York";
+//        "Apple!" = "an apple"); or
+//     b. the reference is numeric (one number, then at most two words:
+//        "126", "20 feet", "$1,200", "400,000 tons") and that number is one
+//        of the answer's tokens ("He weighs 126 pounds."; "6'1\" (185 cm)"
+//        = 185; "20" = "20 feet"; not "1260" or "185.5"; "2" is not in
+//        "2024"); or
+//     c. otherwise the reference's words appear in the answer contiguously
+//        on word boundaries ("blue" in "His favourite colour is blue."; not
+//        in "bluebird"; "New York" not in "York"). A reference with several
+//        numbers ("7-0") is matched this way ("7-1" does not match).
+//     Guards on b and c (an answer that merely mentions the reference):
+//      - a single-word, non-numeric reference shorter than 3 characters
+//        must be the whole answer ("US" = "the US."; not found in "He
+//        served in the US army"; "U.S." is "u s", another answer);
+//      - an occurrence right after a negation (not, no, never, nor, isnt,
+//        wasnt, arent, werent, dont, doesnt, didnt) does not count ("It is
+//        not blue." incorrect; "Not red; blue." correct);
+//      - an answer with the word "or" does not match by b or c, unless the
+//        reference has "or" too ("red, blue or yellow", "126 or 127":
+//        hedging between alternatives is incorrect).
+//     A matching answer is correct even if it also hedges ("I am not sure,
+//     but I think it is blue").
+//  7. Updated knowledge (answer_before non-empty and different from the
+//     reference once normalised): the answer matches answer_before by rule
+//     6 -> stale ("fit" or "The method is fit." for reference "train",
+//     before "fit"; "200 mg" for 250, before 200).
+//  8. An abstention -> abstained ("Blue" vs "I'm not sure"; 189 vs
+//     "Unknown").
+//  9. Otherwise incorrect.
+//
+// ABSTENTIONS. An answer abstains when, normalised,
+//  - it is one of: none, unknown, n/a, na, nil, null, idk, unsure,
+//    unanswerable, [i] dont know, [i] do not know, not known, no answer,
+//    no idea, not available, not applicable, [im | i am] not sure,
+//    cannot/cant be answered, [i] cannot/cant answer, cannot/cant be
+//    determined, no information, no data, not enough information,
+//    insufficient information; or
+//  - its first line or sentence (up to a newline, or . ! ? ; : before
+//    whitespace; at most 40 bytes) is one of those ("Unknown\n\nX is a
+//    fictional character, and ...", however long); or
+//  - it has at most 16 words and contains one of: dont know, do not know,
+//    not sure, no idea, unknown, not known, cannot/cant be answered,
+//    cannot/cant answer, cannot/cant be determined, cannot/cant
+//    determine, cannot/cant say, cannot/cant provide, unable to, no
+//    information, not enough information, insufficient information, i
+//    dont have, i do not have, no way to know, not aware, no record[s]
+//    ("I'm sorry, but I don't have information about events in 2025.").
+//  "None of the colours I know of" does not abstain.
 #ifndef FTB_JUDGE_RULES_GRADER_H_
 #define FTB_JUDGE_RULES_GRADER_H_
 
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "judge/grader.h"
 
@@ -33,13 +109,18 @@ namespace ftb::judge {
 
 class RulesGrader : public Grader {
  public:
+  static constexpr std::string_view kKind = "rules";
   static constexpr std::string_view kId = "rules/1";
+
+  std::string_view kind() const override { return kKind; }
   std::string_view id() const override { return kId; }
   Verdict Grade(const v1::JudgeItem& item) const override;
 };
 
-// Exposed for tests: the normalised tokens of `text`.
-std::vector<std::string> NormalizeTokens(std::string_view text);
+// The normalised form of `text` (rules above): tokens separated by single
+// spaces, e.g. "The cost is $1,200.50!" -> "cost is 1200.5". For tests and
+// debugging.
+std::string NormalizeForGrading(std::string_view text);
 
 }  // namespace ftb::judge
 

@@ -5,6 +5,7 @@
 #
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also what the test suite uses
+#   scripts/install-deps.sh --bench  also the benchmarks' baselines (Optuna)
 set -euo pipefail
 
 build_pkgs=(
@@ -19,8 +20,15 @@ test_pkgs=(
   python3-grpcio python3-protobuf python3-jsonschema chromium prometheus
 )
 
+bench_pkgs=(
+  python3-optuna
+)
+
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
+case "${1:-}" in
+  --test) want+=("${test_pkgs[@]}") ;;
+  --bench) want+=("${bench_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

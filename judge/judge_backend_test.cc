@@ -1,0 +1,121 @@
+#include "judge/judge_backend.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "gtest/gtest.h"
+
+namespace ftb::judge {
+namespace {
+
+v1::TaskAssignment JudgeTask(std::initializer_list<std::pair<const char*, const char*>> items) {
+  v1::TaskAssignment task;
+  task.set_task_id("c1/t7");
+  task.set_attempt(1);
+  task.set_kind(v1::TASK_KIND_JUDGE);
+  task.set_backend("rules");
+  task.mutable_judge()->mutable_grader()->set_kind("rules");
+  int i = 0;
+  for (const auto& [reference, answer] : items) {
+    v1::JudgeItem* item = task.mutable_judge()->add_items();
+    item->set_cell_id("cell-a");
+    item->set_question_type(i % 2 == 0 ? "memorization" : "secondary");
+    item->set_question_id("q#" + std::to_string(i++));
+    item->set_reference(reference);
+    item->set_answer(answer);
+  }
+  return task;
+}
+
+class JudgeBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(RegisterJudgeBackends(registry_).ok()); }
+  workers::BackendRegistry registry_;
+};
+
+TEST_F(JudgeBackendTest, RegistersOneBackendPerGraderKind) {
+  EXPECT_EQ(registry_.Names(), (std::vector<std::string>{"llm", "rules"}));
+  EXPECT_EQ(RegisterJudgeBackends(registry_).code(), absl::StatusCode::kAlreadyExists);
+  auto llm = registry_.Create("llm");
+  EXPECT_EQ(llm.status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(JudgeBackendTest, GradesEveryItemInOrder) {
+  auto backend = registry_.Create("rules");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  v1::TaskAssignment task =
+      JudgeTask({{"Yes", "Yes, he is."}, {"5", "six"}, {"None", "N/A"}, {"Blue", ""}});
+  task.mutable_judge()->mutable_items(1)->set_unavailable_reason("nothing recorded");
+  workers::TaskContext ctx(task.task_id(), 1, nullptr);
+  absl::StatusOr<v1::TaskResult> r = (*backend)->Run(task, ctx);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->verdicts_size(), 4);
+  EXPECT_EQ(r->verdicts(0).verdict(), "correct");
+  EXPECT_EQ(r->verdicts(1).verdict(), "no_answer");
+  EXPECT_EQ(r->verdicts(1).reason(), "nothing recorded");
+  EXPECT_EQ(r->verdicts(2).verdict(), "correct");
+  EXPECT_EQ(r->verdicts(3).verdict(), "incorrect");  // said nothing
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(r->verdicts(i).cell_id(), "cell-a");
+    EXPECT_EQ(r->verdicts(i).question_id(), "q#" + std::to_string(i));
+    EXPECT_EQ(r->verdicts(i).question_type(), i % 2 == 0 ? "memorization" : "secondary");
+    EXPECT_EQ(r->verdicts(i).grader(), "rules/1");
+  }
+  EXPECT_EQ(r->answers_size(), 0);
+  EXPECT_EQ(r->digest().size(), 64u);
+  // Deterministic: the same task grades to the same digest.
+  workers::TaskContext again(task.task_id(), 2, nullptr);
+  EXPECT_EQ((*backend)->Run(task, again)->digest(), r->digest());
+  task.mutable_judge()->mutable_items(0)->set_answer("No");
+  EXPECT_NE((*backend)->Run(task, again)->digest(), r->digest());
+}
+
+TEST_F(JudgeBackendTest, EmptyGraderKindMeansTheBackendsOwn) {
+  auto backend = registry_.Create("rules");
+  ASSERT_TRUE(backend.ok());
+  v1::TaskAssignment task = JudgeTask({{"7", "7"}});
+  task.mutable_judge()->clear_grader();
+  workers::TaskContext ctx(task.task_id(), 1, nullptr);
+  absl::StatusOr<v1::TaskResult> r = (*backend)->Run(task, ctx);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->verdicts(0).verdict(), "correct");
+}
+
+TEST_F(JudgeBackendTest, RejectsWrongTasks) {
+  auto backend = registry_.Create("rules");
+  ASSERT_TRUE(backend.ok());
+  workers::TaskContext ctx("c1/t7", 1, nullptr);
+
+  v1::TaskAssignment tune = JudgeTask({{"7", "7"}});
+  tune.set_kind(v1::TASK_KIND_TUNE);
+  absl::Status s = (*backend)->Run(tune, ctx).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "judge backend \"rules\" runs JUDGE tasks only; task c1/t7 is TASK_KIND_TUNE");
+
+  v1::TaskAssignment llm = JudgeTask({{"7", "7"}});
+  llm.mutable_judge()->mutable_grader()->set_kind("llm");
+  s = (*backend)->Run(llm, ctx).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "task c1/t7 asks for grader \"llm\" but this backend runs \"rules\"");
+
+  v1::TaskAssignment options = JudgeTask({{"7", "7"}});
+  (*options.mutable_judge()->mutable_grader()->mutable_options()->mutable_fields())["strict"]
+      .set_bool_value(true);
+  s = (*backend)->Run(options, ctx).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "grader \"rules\" takes no options, got \"strict\"");
+}
+
+TEST_F(JudgeBackendTest, StopsWhenCancelled) {
+  auto backend = registry_.Create("rules");
+  ASSERT_TRUE(backend.ok());
+  v1::TaskAssignment task = JudgeTask({{"7", "7"}});
+  workers::TaskContext ctx(task.task_id(), 1, nullptr);
+  ctx.Cancel();
+  EXPECT_EQ((*backend)->Run(task, ctx).status().code(), absl::StatusCode::kCancelled);
+}
+
+}  // namespace
+}  // namespace ftb::judge
