@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/state_store.h"
 
 namespace ftb::cli {
 
@@ -100,12 +102,23 @@ namespace ftb::cli {
 
 // `ftb report`: renders a stored campaign offline from a state directory.
 struct ReportOptions {
+  // Online (--coordinator): read the campaign from a running coordinator
+  // (ExportCampaign) instead of the state directory.
+  bool online = false;
+  ClientOptions client;
   std::string state_dir = ".ftb-state";
   std::string campaign_id;  // empty = the newest campaign
   std::string format = "md";  // md, csv, json, html
   std::string out_path;       // empty or "-" = stdout
 };
 absl::Status Report(const ReportOptions& options, std::ostream& out);
+
+// Copies a campaign's committed records from a running coordinator into
+// `into` (ExportCampaign). An empty id means the newest campaign; the id
+// used is returned.
+absl::StatusOr<std::string> ExportCampaign(const ClientOptions& client,
+                                           const std::string& campaign_id,
+                                           storage::StateStore& into);
 
 // `ftb run`: coordinator, tuning and judge workers in this process on
 // loopback; submits the campaign (resuming it if the state already has it),

@@ -168,7 +168,16 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--format", report.format, "md, csv, json or html")
       ->capture_default_str();
   report_cmd->add_option("--out", report.out_path, "Output file (default stdout)");
-  report_cmd->callback([&] { exit_code = Finish(ftb::cli::Report(report, std::cout)); });
+  add_client(report_cmd);
+  report_cmd->get_option("--coordinator")
+      ->description("Read from a running coordinator instead of --state");
+  report_cmd->callback([&] {
+    // --state on the command line wins over a coordinator from the environment.
+    report.online = report_cmd->get_option("--coordinator")->count() > 0 &&
+                    report_cmd->get_option("--state")->count() == 0;
+    report.client = client;
+    exit_code = Finish(ftb::cli::Report(report, std::cout));
+  });
 
   try {
     app.parse(argc, argv);

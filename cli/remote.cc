@@ -93,6 +93,47 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ExportCampaign(const ClientOptions& client,
+                                           const std::string& campaign_id,
+                                           storage::StateStore& into) {
+  auto stub = Connect(client);
+  std::string id = campaign_id;
+  if (id.empty()) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, client);
+    v1::ListCampaignsResponse list;
+    FTB_RETURN_IF_ERROR(Rpc(client, stub->ListCampaigns(&ctx, {}, &list)));
+    if (list.campaigns().empty()) {
+      return absl::NotFoundError(absl::StrCat("no campaigns on ", client.coordinator));
+    }
+    id = list.campaigns(list.campaigns_size() - 1).campaign_id();  // submission order
+  }
+  // The whole export shares one deadline, scaled for large campaigns.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(client.deadline_seconds * 10'000)));
+  v1::ExportCampaignRequest request;
+  request.set_campaign_id(id);
+  std::unique_ptr<grpc::ClientReader<v1::ExportCampaignPage>> reader =
+      stub->ExportCampaign(&ctx, request);
+  v1::ExportCampaignPage page;
+  size_t records = 0;
+  while (reader->Read(&page)) {
+    if (page.schema_version() != 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "coordinator ", client.coordinator, " exports state schema version ",
+          page.schema_version(), "; this ftb reads version 1 (upgrade ftb)"));
+    }
+    storage::WriteBatch batch;
+    for (const v1::StateRecord& r : page.records()) batch.Put(r.key(), r.value());
+    records += page.records_size();
+    FTB_RETURN_IF_ERROR(into.Write(batch));
+  }
+  FTB_RETURN_IF_ERROR(Rpc(client, reader->Finish()));
+  if (records == 0) return absl::DataLossError(absl::StrCat("empty export of campaign ", id));
+  return id;
+}
+
 absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
                     const std::string& request_id, std::ostream& out) {
   std::ifstream f(spec_path, std::ios::binary);

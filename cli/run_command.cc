@@ -18,6 +18,7 @@
 #include "coordinator/service.h"
 #include "report/report.h"
 #include "spec/spec.h"
+#include "storage/memory_state_store.h"
 #include "storage/rocksdb_state_store.h"
 #include "workers/worker.h"
 
@@ -85,8 +86,14 @@ std::string Bar(const v1::CampaignProgress& p, double rate, bool tty) {
 }  // namespace
 
 absl::Status Report(const ReportOptions& options, std::ostream& out) {
-  FTB_ASSIGN_OR_RETURN(auto store, storage::RocksDbStateStore::Open(options.state_dir));
+  std::unique_ptr<storage::StateStore> store;
   std::string id = options.campaign_id;
+  if (options.online) {
+    store = std::make_unique<storage::MemoryStateStore>();
+    FTB_ASSIGN_OR_RETURN(id, ExportCampaign(options.client, options.campaign_id, *store));
+  } else {
+    FTB_ASSIGN_OR_RETURN(store, storage::RocksDbStateStore::Open(options.state_dir));
+  }
   if (id.empty()) {
     FTB_ASSIGN_OR_RETURN(std::vector<std::string> ids, report::ListCampaignIds(*store));
     if (ids.empty()) {

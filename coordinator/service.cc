@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
@@ -220,8 +221,9 @@ absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> Prepare
 
 // --- service ------------------------------------------------------------------
 
-CoordinatorService::CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics)
-    : loop_(loop), metrics_(metrics) {}
+CoordinatorService::CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics,
+                                       const storage::StateStore* store)
+    : loop_(loop), metrics_(metrics), store_(store) {}
 
 template <typename Fn>
 grpc::ServerUnaryReactor* CoordinatorService::Run(grpc::CallbackServerContext* ctx, Fn op) {
@@ -476,6 +478,101 @@ grpc::ServerWriteReactor<v1::CampaignEvent>* CoordinatorService::WatchCampaign(
   return new WatchReactor(loop_, request->campaign_id());
 }
 
+namespace {
+
+// Writes the campaign record, then each table's records under the campaign,
+// a page at a time: the next page is read when the previous one is written,
+// so memory stays at one page however large the campaign.
+class ExportReactor : public grpc::ServerWriteReactor<v1::ExportCampaignPage> {
+ public:
+  static constexpr size_t kPageRecords = 2048;
+  static constexpr size_t kPageBytes = 2 << 20;
+
+  ExportReactor(const storage::StateStore* store, std::string campaign_id)
+      : store_(store), campaign_id_(std::move(campaign_id)) {
+    if (store_ == nullptr) {
+      Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this coordinator has no store"));
+      return;
+    }
+    if (campaign_id_.empty()) {
+      Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "campaign_id: required"));
+      return;
+    }
+    absl::StatusOr<std::string> campaign = store_->Get(keys::Campaign(campaign_id_));
+    if (!campaign.ok()) {
+      Finish(campaign.status().code() == absl::StatusCode::kNotFound
+                 ? grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                absl::StrCat("no campaign ", campaign_id_))
+                 : ToGrpcStatus(campaign.status()));
+      return;
+    }
+    prefixes_ = {keys::TaskRecordPrefix(campaign_id_), keys::ResultPrefix(campaign_id_),
+                 keys::JudgeTaskPrefix(campaign_id_)};
+    page_.set_schema_version(static_cast<uint32_t>(storage::kSchemaVersion));
+    v1::StateRecord* r = page_.add_records();
+    r->set_key(keys::Campaign(campaign_id_));
+    r->set_value(*std::move(campaign));
+    StartWrite(&page_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    page_.clear_records();
+    size_t bytes = 0;
+    absl::Status status;
+    while (next_prefix_ < prefixes_.size() && page_.records_size() < int(kPageRecords) &&
+           bytes < kPageBytes) {
+      storage::ScanOptions options;
+      options.start_after = last_key_;
+      options.limit = kPageRecords - page_.records_size();
+      size_t seen = 0;
+      status = store_->Scan(prefixes_[next_prefix_], options,
+                            [&](std::string_view key, std::string_view value) {
+                              v1::StateRecord* r = page_.add_records();
+                              r->set_key(std::string(key));
+                              r->set_value(std::string(value));
+                              last_key_ = std::string(key);
+                              bytes += key.size() + value.size();
+                              ++seen;
+                              return bytes < kPageBytes;
+                            });
+      if (!status.ok()) break;
+      if (seen < options.limit && bytes < kPageBytes) {  // this table is done
+        ++next_prefix_;
+        last_key_.reset();
+      }
+    }
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
+    } else if (page_.records_size() == 0) {
+      Finish(grpc::Status::OK);
+    } else {
+      StartWrite(&page_);
+    }
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const storage::StateStore* store_;
+  const std::string campaign_id_;
+  std::vector<std::string> prefixes_;
+  size_t next_prefix_ = 0;
+  std::optional<std::string> last_key_;
+  v1::ExportCampaignPage page_;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::ExportCampaignPage>* CoordinatorService::ExportCampaign(
+    grpc::CallbackServerContext* ctx, const v1::ExportCampaignRequest* request) {
+  (void)ctx;
+  return new ExportReactor(store_, request->campaign_id());
+}
+
 // --- server ---------------------------------------------------------------------
 
 absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
@@ -520,7 +617,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->loop_ =
       std::make_unique<SchedulerLoop>(std::move(scheduler), options.tick_ms, std::move(on_tick));
   server->service_ =
-      std::make_unique<CoordinatorService>(server->loop_.get(), server->metrics_.get());
+      std::make_unique<CoordinatorService>(server->loop_.get(), server->metrics_.get(),
+                                           server->store_.get());
 
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -18,6 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "coordinator/auth.h"
 #include "coordinator/metrics.h"
 #include "coordinator/scheduler.h"
 #include "prometheus/exposer.h"
@@ -92,7 +93,10 @@ class SchedulerLoop {
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
   // `metrics` may be null; not owned.
-  explicit CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics = nullptr);
+  // `store` (for ExportCampaign) may be null: the RPC then answers
+  // UNIMPLEMENTED. Neither is owned.
+  explicit CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics = nullptr,
+                              const storage::StateStore* store = nullptr);
 
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
@@ -126,6 +130,10 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                          v1::UpdateBudgetResponse* response) override;
   grpc::ServerWriteReactor<v1::CampaignEvent>* WatchCampaign(
       grpc::CallbackServerContext* ctx, const v1::WatchCampaignRequest* request) override;
+  // Pages of committed records read straight from the store (not through
+  // the loop), so a large export never delays scheduling.
+  grpc::ServerWriteReactor<v1::ExportCampaignPage>* ExportCampaign(
+      grpc::CallbackServerContext* ctx, const v1::ExportCampaignRequest* request) override;
 
  private:
   // Posts `op` (which fills the response and returns a status) and finishes
@@ -135,6 +143,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
 
   SchedulerLoop* loop_;
   CoordinatorMetrics* metrics_;
+  const storage::StateStore* store_;
 };
 
 // A coordinator listening on a port: store + scheduler + loop + gRPC server
@@ -143,8 +152,13 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";
   std::string state_dir;  // empty = in-memory store (tests, benchmarks)
   int64_t tick_ms = 100;
-  // Largest campaign accepted (cells).
-  uint64_t max_cells = 20'000'000;
+  // Largest campaign accepted (cells); larger ones get INVALID_ARGUMENT.
+  uint64_t max_cells = 5'000'000;
+  // Largest request accepted (bytes); larger ones get RESOURCE_EXHAUSTED.
+  int max_receive_message_bytes = 16 << 20;
+  // TLS, token and submission rate (coordinator/auth.h). The health
+  // service (grpc.health.v1.Health) is always served, without a token.
+  ServerSecurityOptions security;
   // HOST:PORT for Prometheus' /metrics; empty = no metrics endpoint.
   std::string metrics_listen;
   // Price tables for budgets and estimates; null = PriceTable::Builtin().

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -168,6 +169,7 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
     for (uint32_t k = 0; k < plan.runs[run].cell_count; ++k) fn(plan.runs[run].first_cell + k);
   };
   absl::flat_hash_map<size_t, int> judges_open;  // by cell
+  absl::flat_hash_set<std::string> notes_seen;    // backend notes, once each
   absl::Status bad;
   FTB_RETURN_IF_ERROR(store.Scan(
       coordinator::keys::TaskRecordPrefix(campaign_id), {},
@@ -201,6 +203,11 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
         }
         const v1::TaskResult& result = done.result();
         if (task < runs) {
+          const v1::CellKey& key = report.cells[plan.runs[task].first_cell].key;
+          for (const std::string& note : result.notes()) {
+            std::string line = absl::StrCat(key.model(), " on ", key.dataset(), ": ", note);
+            if (notes_seen.insert(line).second) report.notes.push_back(std::move(line));
+          }
           // Training cost is shared by the cells of the run.
           double share = result.cost_usd() / plan.runs[task].cell_count;
           run_cells(task, [&](size_t cell) {

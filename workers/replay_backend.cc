@@ -241,6 +241,7 @@ absl::StatusOr<v1::TaskResult> ReplayBackend::Run(const v1::TaskAssignment& task
       copy->set_cell_id(cell_id);
     }
   }
+  for (const std::string& note : replayed.notes) result.add_notes(note);
   result.set_digest(DigestHex(digest.Finish()));
   ctx.SetProgress(1, "replayed");
   return result;
