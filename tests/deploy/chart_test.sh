@@ -122,6 +122,11 @@ contains "secret: token key present" "$s" '^  auth-token: "dGVzdC10b2tlbi0wMTIzN
 contains "all pods: read-only root filesystem" "$a" 'readOnlyRootFilesystem: true' 4
 contains "all pods: non-root" "$a" 'runAsNonRoot: true' 4
 
+# NOTES.txt renders (helm template does not render it; a client-side dry-run does).
+"$helm" install ftb "$chart" --namespace sweeps -f "$vall" --dry-run=client >"$tmp/notes.out" 2>&1
+contains "NOTES.txt renders with the client flags for mutual TLS" "$tmp/notes.out" \
+  'add --tls-ca ca.crt --tls-cert client.crt --tls-key client.key' 1
+
 # Bad value combinations fail the render with a message naming the value.
 refuses() {  # refuses NAME EXPECTED_MESSAGE helm-args...
   local name=$1 want=$2
