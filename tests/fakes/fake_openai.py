@@ -468,6 +468,8 @@ class Handler(BaseHTTPRequestHandler):
         parts = parts[1:]
         if parts == ["files"] and method == "POST":
             return self.create_file()
+        if parts == ["files"] and method == "GET":
+            return self.list_files(query)
         if len(parts) == 2 and parts[0] == "files" and method == "GET":
             return self.get_file(parts[1])
         if parts == ["fine_tuning", "jobs"] and method == "POST":
@@ -521,6 +523,14 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"No such File object: {file_id}", param="id")
             obj = st.files[file_id][0]
         self.send(200, obj, self.rate_headers())
+
+    def list_files(self, query):
+        st = self.server.state
+        purpose = query.get("purpose", [None])[0]
+        with st.lock:
+            files = [f for f, _ in reversed(list(st.files.values()))
+                     if purpose is None or f["purpose"] == purpose]
+        self.send(200, paginate(files, query), self.rate_headers())
 
     def create_job(self):
         st = self.server.state

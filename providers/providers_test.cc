@@ -1,0 +1,364 @@
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "providers/http.h"
+#include "providers/openai_client.h"
+#include "providers/provider_stats.h"
+#include "providers/rate_limit.h"
+#include "providers/retry.h"
+
+namespace ftb::providers {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+HttpResponse Reply(int status, std::string body = "{}",
+                   std::map<std::string, std::string> headers = {}) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  return r;
+}
+
+std::string ErrorBody(const std::string& code, const std::string& type = "invalid_request_error",
+                      const std::string& message = "boom") {
+  return Json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", code}}}}
+      .dump();
+}
+
+// --- header parsing -------------------------------------------------------------
+
+TEST(ParseResetDuration, OpenAiFormats) {
+  EXPECT_EQ(ParseResetDuration("1s"), absl::Seconds(1));
+  EXPECT_EQ(ParseResetDuration("6m0s"), absl::Minutes(6));
+  EXPECT_EQ(ParseResetDuration("20ms"), absl::Milliseconds(20));
+  EXPECT_EQ(ParseResetDuration("1m30.5s"), absl::Milliseconds(90500));
+  EXPECT_EQ(ParseResetDuration("2h0m0s"), absl::Hours(2));
+  EXPECT_EQ(ParseResetDuration("0.5"), absl::Milliseconds(500));
+  EXPECT_EQ(ParseResetDuration("57.912s"), absl::Milliseconds(57912));
+  EXPECT_EQ(ParseResetDuration(""), std::nullopt);
+  EXPECT_EQ(ParseResetDuration("soon"), std::nullopt);
+  EXPECT_EQ(ParseResetDuration("5x"), std::nullopt);
+  EXPECT_EQ(ParseResetDuration("-1"), std::nullopt);
+}
+
+TEST(ParseRetryAfter, MillisecondsWinOverSeconds) {
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "3"}})), absl::Seconds(3));
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "1.5"}})), absl::Milliseconds(1500));
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "3"}, {"retry-after-ms", "250"}})),
+            absl::Milliseconds(250));
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}})),
+            std::nullopt);
+  EXPECT_EQ(ParseRetryAfter(Reply(429)), std::nullopt);
+}
+
+TEST(ParseProviderError, ReadsOpenAiErrorBody) {
+  ProviderError e = ParseProviderError(ErrorBody("insufficient_quota", "insufficient_quota", "x"));
+  EXPECT_EQ(e.code, "insufficient_quota");
+  EXPECT_EQ(e.type, "insufficient_quota");
+  EXPECT_EQ(e.message, "x");
+  EXPECT_EQ(e.param, "");
+  EXPECT_EQ(ParseProviderError("not json").code, "");
+}
+
+// --- retry policy -------------------------------------------------------------------
+
+TEST(RetryPolicy, RetriesTransientStatusesOnly) {
+  for (int s : {408, 409, 429, 500, 502, 503, 504}) {
+    EXPECT_TRUE(RetryPolicy::IsRetryableHttpStatus(s)) << s;
+  }
+  for (int s : {400, 401, 403, 404, 422}) EXPECT_FALSE(RetryPolicy::IsRetryableHttpStatus(s)) << s;
+}
+
+TEST(RetryPolicy, DecideHonoursRetryAfterAndMapsFinalErrors) {
+  RetryPolicy policy(RetryOptions{.max_attempts = 3});
+  Rng rng(1);
+  RetryDecision d = policy.Decide(1, "POST /x", Reply(429, ErrorBody("rate_limit_exceeded"),
+                                                      {{"retry-after-ms", "1234"}}),
+                                  rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.delay, absl::Milliseconds(1234));
+
+  d = policy.Decide(1, "POST /x", Reply(503, ErrorBody(""), {{"retry-after", "2"}}), rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.delay, absl::Seconds(2));
+
+  d = policy.Decide(1, "POST /x", absl::UnavailableError("connection reset"), rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_GE(d.delay, absl::Milliseconds(250));
+  EXPECT_LE(d.delay, absl::Milliseconds(500));
+
+  d = policy.Decide(3, "POST /x", Reply(500, ErrorBody("")), rng);
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(d.error.message(), HasSubstr("after 3 attempts"));
+
+  for (auto [http, code] : std::vector<std::pair<int, absl::StatusCode>>{
+           {400, absl::StatusCode::kInvalidArgument},
+           {401, absl::StatusCode::kUnauthenticated},
+           {403, absl::StatusCode::kPermissionDenied},
+           {404, absl::StatusCode::kNotFound}}) {
+    d = policy.Decide(1, "GET /y", Reply(http, ErrorBody("c", "t", "nope")), rng);
+    EXPECT_FALSE(d.retry) << http;
+    EXPECT_EQ(d.error.code(), code) << http;
+    EXPECT_THAT(d.error.message(), HasSubstr("GET /y: HTTP")) << http;
+    EXPECT_THAT(d.error.message(), HasSubstr("nope")) << http;
+  }
+}
+
+TEST(RetryPolicy, InsufficientQuotaIsDistinctAndNotRetried) {
+  RetryPolicy policy;
+  Rng rng(1);
+  RetryDecision d = policy.Decide(
+      1, "POST /fine_tuning/jobs",
+      Reply(429, ErrorBody("insufficient_quota", "insufficient_quota"), {{"retry-after", "1"}}),
+      rng);
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.error.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(IsInsufficientQuota(d.error));
+  EXPECT_THAT(d.error.message(), HasSubstr("insufficient_quota"));
+  // An ordinary 429 is retried and not marked.
+  d = policy.Decide(1, "POST /x", Reply(429, ErrorBody("rate_limit_exceeded")), rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_FALSE(IsInsufficientQuota(absl::ResourceExhaustedError("x")));
+}
+
+TEST(RetryPolicy, BackoffGrowsWithJitterAndCap) {
+  RetryPolicy policy(RetryOptions{.initial_backoff = absl::Milliseconds(100),
+                                  .max_backoff = absl::Milliseconds(800)});
+  Rng rng(7);
+  for (int attempt = 1; attempt <= 6; ++attempt) {
+    absl::Duration cap = std::min(absl::Milliseconds(100) * (1 << (attempt - 1)),
+                                  absl::Milliseconds(800));
+    for (int i = 0; i < 20; ++i) {
+      absl::Duration d = policy.Backoff(attempt, rng);
+      EXPECT_GE(d, cap / 2);
+      EXPECT_LE(d, cap);
+    }
+  }
+}
+
+// --- token buckets ------------------------------------------------------------------
+
+TEST(TokenBucket, TakesRefillsAndWaits) {
+  TokenBucket b(/*capacity=*/3, /*per_second=*/1, /*now_ms=*/0);
+  EXPECT_EQ(b.TryTake(1, 0), absl::ZeroDuration());
+  EXPECT_EQ(b.TryTake(2, 0), absl::ZeroDuration());
+  EXPECT_EQ(b.TryTake(1, 0), absl::Seconds(1));
+  EXPECT_EQ(b.TryTake(1, 500), absl::Milliseconds(500));
+  EXPECT_EQ(b.TryTake(1, 1000), absl::ZeroDuration());
+  // Above the capacity: waits for a full bucket, then goes through.
+  EXPECT_EQ(b.TryTake(10, 4000), absl::ZeroDuration());
+}
+
+TEST(TokenBucket, UnlimitedUntilObserved) {
+  TokenBucket b(0, 0, 0);
+  for (int i = 0; i < 1000; ++i) EXPECT_EQ(b.TryTake(1e6, 0), absl::ZeroDuration());
+  b.Observe(/*limit=*/60, /*remaining=*/0, /*reset=*/absl::Seconds(6), /*now_ms=*/0);
+  // 60 missing over 6 s: 10 per second.
+  EXPECT_EQ(b.TryTake(1, 0), absl::Milliseconds(100));
+  EXPECT_EQ(b.TryTake(1, 100), absl::ZeroDuration());
+}
+
+TEST(RateLimiter, FedFromHeaders) {
+  FakeClock clock(0);
+  RateLimiter limiter(0, 0, &clock);
+  limiter.Observe(Reply(200, "{}",
+                        {{"x-ratelimit-limit-requests", "100"},
+                         {"x-ratelimit-remaining-requests", "2"},
+                         {"x-ratelimit-reset-requests", "49s"},
+                         {"x-ratelimit-limit-tokens", "1000"},
+                         {"x-ratelimit-remaining-tokens", "500"},
+                         {"x-ratelimit-reset-tokens", "1s"}}));
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 2);
+  EXPECT_DOUBLE_EQ(limiter.available_tokens(), 500);
+  std::vector<absl::Duration> waits;
+  auto sleep = [&](absl::Duration d) {
+    waits.push_back(d);
+    clock.AdvanceMs(absl::ToInt64Milliseconds(d));
+    return true;
+  };
+  EXPECT_TRUE(limiter.Acquire(100, sleep));
+  EXPECT_TRUE(limiter.Acquire(100, sleep));
+  EXPECT_TRUE(waits.empty());
+  // Requests bucket empty: 98 missing over 49 s refill at 2/s, so ~500 ms.
+  EXPECT_TRUE(limiter.Acquire(100, sleep));
+  ASSERT_EQ(waits.size(), 1u);
+  EXPECT_EQ(waits[0], absl::Milliseconds(500));
+  // A cancelled sleep gives up.
+  limiter.Observe(Reply(200, "{}", {{"x-ratelimit-limit-requests", "100"},
+                                    {"x-ratelimit-remaining-requests", "0"},
+                                    {"x-ratelimit-reset-requests", "1m"}}));
+  EXPECT_FALSE(limiter.Acquire(1, [](absl::Duration) { return false; }));
+}
+
+// --- the client over a scripted transport ------------------------------------------
+
+class ScriptedTransport : public HttpTransport {
+ public:
+  void Push(absl::StatusOr<HttpResponse> r) {
+    absl::MutexLock lock(&mu_);
+    script_.push_back(std::move(r));
+  }
+  absl::StatusOr<HttpResponse> Send(const HttpRequest& request) override {
+    absl::MutexLock lock(&mu_);
+    requests.push_back(request);
+    if (script_.empty()) return Reply(200, "{\"ok\":true}");
+    auto r = std::move(script_.front());
+    script_.pop_front();
+    return r;
+  }
+  std::vector<HttpRequest> requests;
+
+ private:
+  absl::Mutex mu_;
+  std::deque<absl::StatusOr<HttpResponse>> script_;
+};
+
+struct ClientFixture {
+  explicit ClientFixture(std::string key = "sk-secret-0123456789") {
+    auto t = std::make_unique<ScriptedTransport>();
+    transport = t.get();
+    OpenAiClientOptions o;
+    o.base_url = "http://fake/v1";
+    o.api_key = std::move(key);
+    o.provider = "test-provider";
+    o.retry.max_attempts = 4;
+    client = std::make_unique<OpenAiClient>(o, std::move(t));
+  }
+  Sleeper sleeper() {
+    return [this](absl::Duration d) {
+      slept.push_back(d);
+      return true;
+    };
+  }
+  ScriptedTransport* transport;
+  std::unique_ptr<OpenAiClient> client;
+  std::vector<absl::Duration> slept;
+};
+
+TEST(OpenAiClient, RetriesThenSucceedsAndCounts) {
+  ClientFixture f;
+  auto before = ProviderStats::Global().Get();
+  f.transport->Push(Reply(429, ErrorBody("rate_limit_exceeded"), {{"retry-after-ms", "30"}}));
+  f.transport->Push(absl::UnavailableError("connection reset by peer"));
+  f.transport->Push(Reply(500, ErrorBody(""), {{"retry-after", "0.02"}}));
+  f.transport->Push(Reply(200, R"({"id":"ftjob-1","status":"queued"})"));
+  absl::StatusOr<Json> job = f.client->GetJob("ftjob-1", f.sleeper());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ((*job)["id"], "ftjob-1");
+  ASSERT_EQ(f.transport->requests.size(), 4u);
+  EXPECT_EQ(f.transport->requests[0].url, "http://fake/v1/fine_tuning/jobs/ftjob-1");
+  ASSERT_EQ(f.slept.size(), 3u);
+  EXPECT_EQ(f.slept[0], absl::Milliseconds(30));
+  EXPECT_EQ(f.slept[2], absl::Milliseconds(20));
+  auto after = ProviderStats::Global().Get();
+  EXPECT_EQ(after.retries["test-provider"] - before.retries["test-provider"], 3u);
+  auto delta = [&](const char* status) {
+    std::pair<std::string, std::string> key("test-provider", status);
+    return after.requests[key] - before.requests[key];
+  };
+  EXPECT_EQ(delta("429"), 1u);
+  EXPECT_EQ(delta("error"), 1u);
+  EXPECT_EQ(delta("500"), 1u);
+  EXPECT_EQ(delta("200"), 1u);
+}
+
+TEST(OpenAiClient, NeverRetriesClientErrors) {
+  for (int status : {400, 401, 403, 404}) {
+    ClientFixture f;
+    f.transport->Push(Reply(status, ErrorBody("c")));
+    absl::StatusOr<Json> r = f.client->GetJob("x", f.sleeper());
+    EXPECT_FALSE(r.ok());
+    EXPECT_EQ(f.transport->requests.size(), 1u) << status;
+    EXPECT_TRUE(f.slept.empty()) << status;
+  }
+}
+
+TEST(OpenAiClient, InsufficientQuotaSurfacesAtOnce) {
+  ClientFixture f;
+  f.transport->Push(Reply(429, ErrorBody("insufficient_quota", "insufficient_quota")));
+  absl::StatusOr<Json> r = f.client->CreateJob(Json{{"model", "m"}}, f.sleeper());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(IsInsufficientQuota(r.status()));
+  EXPECT_EQ(f.transport->requests.size(), 1u);
+}
+
+TEST(OpenAiClient, KeyOnlyInAuthorizationAndRedactedFromErrors) {
+  const std::string key = "sk-proj-SECRETSECRETSECRET42";
+  ClientFixture f(key);
+  // A provider that echoes the key (as a misbehaving proxy might).
+  f.transport->Push(Reply(401, ErrorBody("invalid_api_key", "invalid_request_error",
+                                         "Incorrect API key provided: " + key + ".")));
+  absl::StatusOr<Json> r = f.client->GetFile("file-1", f.sleeper());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr(key)));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("[REDACTED]"));
+  ASSERT_EQ(f.transport->requests.size(), 1u);
+  const HttpRequest& sent = f.transport->requests[0];
+  EXPECT_THAT(sent.url, Not(HasSubstr(key)));
+  EXPECT_THAT(sent.body, Not(HasSubstr(key)));
+  bool found = false;
+  for (const auto& [name, value] : sent.headers) {
+    if (name == "Authorization") {
+      EXPECT_EQ(value, "Bearer " + key);
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
+  // A transport error message holding the key is redacted too.
+  ClientFixture g(key);
+  g.client->options();
+  g.transport->Push(absl::InvalidArgumentError("bad url http://x/?k=" + key));
+  r = g.client->GetFile("f", g.sleeper());
+  EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr(key)));
+}
+
+TEST(OpenAiClient, CancelledSleepEndsTheCall) {
+  ClientFixture f;
+  f.transport->Push(Reply(503, ErrorBody("")));
+  absl::StatusOr<Json> r = f.client->GetJob("x", [](absl::Duration) { return false; });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+}
+
+TEST(OpenAiClient, ListFollowsCursorsAndEncodesMetadataFilter) {
+  ClientFixture f;
+  f.transport->Push(Reply(200, R"({"object":"list","data":[{"id":"a"},{"id":"b"}],"has_more":true})"));
+  f.transport->Push(Reply(200, R"({"object":"list","data":[{"id":"c"}],"has_more":false})"));
+  absl::StatusOr<std::vector<Json>> jobs =
+      f.client->ListJobsByMetadata("ftb_tag", "ftb-1 2", f.sleeper());
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 3u);
+  ASSERT_EQ(f.transport->requests.size(), 2u);
+  EXPECT_EQ(f.transport->requests[0].url,
+            "http://fake/v1/fine_tuning/jobs?metadata%5Bftb_tag%5D=ftb-1%202&limit=100");
+  EXPECT_EQ(f.transport->requests[1].url,
+            "http://fake/v1/fine_tuning/jobs?metadata%5Bftb_tag%5D=ftb-1%202&limit=100&after=b");
+}
+
+TEST(MultipartBody, EncodesFieldsAndFile) {
+  MultipartBody form;
+  form.AddField("purpose", "fine-tune");
+  form.AddFile("file", "train.jsonl", "application/jsonl", "{\"messages\":[]}\n");
+  std::string body = form.Encode();
+  EXPECT_THAT(form.ContentType(), HasSubstr("multipart/form-data; boundary="));
+  EXPECT_THAT(body, HasSubstr("Content-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune"));
+  EXPECT_THAT(body, HasSubstr("name=\"file\"; filename=\"train.jsonl\""));
+  EXPECT_THAT(body, HasSubstr("{\"messages\":[]}\n\r\n"));
+}
+
+TEST(Redact, ReplacesEveryOccurrence) {
+  EXPECT_EQ(Redact("a KEY b KEY", "KEY"), "a [REDACTED] b [REDACTED]");
+  EXPECT_EQ(Redact("nothing", ""), "nothing");
+}
+
+}  // namespace
+}  // namespace ftb::providers

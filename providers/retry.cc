@@ -1,0 +1,164 @@
+#include "providers/retry.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace ftb::providers {
+
+absl::Status InsufficientQuotaError(std::string_view message) {
+  absl::Status status = absl::ResourceExhaustedError(std::string(message));
+  status.SetPayload(kPausePayload, absl::Cord("insufficient_quota"));
+  return status;
+}
+
+bool IsInsufficientQuota(const absl::Status& status) {
+  return status.GetPayload(kPausePayload).has_value();
+}
+
+ProviderError ParseProviderError(std::string_view body) {
+  ProviderError out;
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("error") || !j["error"].is_object()) return out;
+  const nlohmann::json& e = j["error"];
+  auto get = [&e](const char* name) {
+    auto it = e.find(name);
+    return it != e.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  out.message = get("message");
+  out.type = get("type");
+  out.param = get("param");
+  out.code = get("code");
+  return out;
+}
+
+absl::StatusCode RetryPolicy::CodeForHttpStatus(int status) {
+  switch (status) {
+    case 400:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
+    case 404:
+      return absl::StatusCode::kNotFound;
+    case 408:
+      return absl::StatusCode::kDeadlineExceeded;
+    case 409:
+      return absl::StatusCode::kAborted;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    default:
+      return status >= 500 ? absl::StatusCode::kUnavailable
+                           : absl::StatusCode::kFailedPrecondition;
+  }
+}
+
+bool RetryPolicy::IsRetryableHttpStatus(int status) {
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+absl::Duration RetryPolicy::Backoff(int attempt, Rng& rng) const {
+  absl::Duration d = options_.initial_backoff;
+  for (int i = 1; i < attempt && d < options_.max_backoff; ++i) d *= 2;
+  d = std::min(d, options_.max_backoff);
+  int64_t us = absl::ToInt64Microseconds(d);
+  return absl::Microseconds(rng.Uniform(us / 2, us));
+}
+
+RetryDecision RetryPolicy::Decide(int attempt, std::string_view what,
+                                  const absl::StatusOr<HttpResponse>& reply, Rng& rng) const {
+  RetryDecision d;
+  const bool last = attempt >= options_.max_attempts;
+  if (!reply.ok()) {
+    const bool transient = reply.status().code() == absl::StatusCode::kUnavailable ||
+                           reply.status().code() == absl::StatusCode::kDeadlineExceeded;
+    if (transient && !last) {
+      d.retry = true;
+      d.delay = Backoff(attempt, rng);
+      return d;
+    }
+    d.error = transient ? absl::Status(reply.status().code(),
+                                       absl::StrCat(std::string(reply.status().message()), " (after ", attempt,
+                                                    " attempts)"))
+                        : reply.status();
+    return d;
+  }
+  const HttpResponse& r = *reply;
+  if (r.status >= 200 && r.status < 300) return d;
+  ProviderError e = ParseProviderError(r.body);
+  std::string detail = e.message.empty() ? std::string(r.body.substr(0, 300)) : e.message;
+  std::string message = absl::StrCat(std::string(what), ": HTTP ", r.status,
+                                     e.code.empty() ? "" : absl::StrCat(" ", e.code), ": ", detail);
+  if (r.status == 429 && (e.code == "insufficient_quota" || e.type == "insufficient_quota")) {
+    d.error = InsufficientQuotaError(
+        absl::StrCat(message, " (the provider account is out of quota: add credit, then resume)"));
+    return d;
+  }
+  if (IsRetryableHttpStatus(r.status) && !last) {
+    d.retry = true;
+    std::optional<absl::Duration> after = ParseRetryAfter(r);
+    d.delay = after ? std::min(*after, options_.max_retry_after) : Backoff(attempt, rng);
+    return d;
+  }
+  if (IsRetryableHttpStatus(r.status)) absl::StrAppend(&message, " (after ", attempt, " attempts)");
+  d.error = absl::Status(CodeForHttpStatus(r.status), message);
+  return d;
+}
+
+std::optional<absl::Duration> ParseRetryAfter(const HttpResponse& response) {
+  double v = 0;
+  std::string ms = response.Header("retry-after-ms");
+  if (!ms.empty() && absl::SimpleAtod(ms, &v) && v >= 0) {
+    return absl::Microseconds(static_cast<int64_t>(v * 1000));
+  }
+  std::string s = response.Header("retry-after");
+  if (!s.empty() && absl::SimpleAtod(s, &v) && v >= 0) {
+    return absl::Microseconds(static_cast<int64_t>(v * 1e6));
+  }
+  return std::nullopt;
+}
+
+std::optional<absl::Duration> ParseResetDuration(std::string_view text) {
+  std::string t(absl::StripAsciiWhitespace(std::string(text)));
+  if (t.empty()) return std::nullopt;
+  double bare = 0;
+  if (absl::SimpleAtod(t, &bare)) {
+    if (bare < 0) return std::nullopt;
+    return absl::Microseconds(static_cast<int64_t>(bare * 1e6));
+  }
+  absl::Duration total;
+  size_t i = 0;
+  while (i < t.size()) {
+    size_t start = i;
+    while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.')) ++i;
+    if (i == start) return std::nullopt;
+    double value = 0;
+    if (!absl::SimpleAtod(t.substr(start, i - start), &value)) return std::nullopt;
+    size_t unit_start = i;
+    while (i < t.size() && std::isalpha(static_cast<unsigned char>(t[i]))) ++i;
+    std::string unit = t.substr(unit_start, i - unit_start);
+    double seconds;
+    if (unit == "h") {
+      seconds = value * 3600;
+    } else if (unit == "m") {
+      seconds = value * 60;
+    } else if (unit == "s") {
+      seconds = value;
+    } else if (unit == "ms") {
+      seconds = value / 1000;
+    } else {
+      return std::nullopt;
+    }
+    total += absl::Microseconds(static_cast<int64_t>(seconds * 1e6));
+  }
+  return total;
+}
+
+}  // namespace ftb::providers
