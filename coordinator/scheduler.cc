@@ -45,6 +45,12 @@ std::string JudgeTask(const std::string& c, uint32_t task) {
   return k;
 }
 std::string EventPrefix(const std::string& c) { return absl::StrCat("e/", c, "/"); }
+std::string IntentPrefix(const std::string& c) { return absl::StrCat("i/", c, "/"); }
+std::string Intent(const std::string& c, uint32_t task) {
+  std::string k = IntentPrefix(c);
+  AppendBE32(&k, task);
+  return k;
+}
 std::string Event(const std::string& c, uint64_t seq) {
   std::string k = EventPrefix(c);
   storage::AppendUint64(&k, seq);
@@ -108,6 +114,8 @@ struct Scheduler::Campaign {
   double estimated_total_usd = 0;
   std::vector<float> run_usd;           // estimate per training run
   std::vector<float> run_max_cell_usd;  // costliest cell of each run on its own
+  // Provider intents recorded by the task's attempts (never paying twice).
+  absl::flat_hash_map<uint32_t, v1::TaskIntents> intents;  // by task index
   // CanonicalOptionsJson of each model: part of every cell id, and costly
   // (a JSON dump) to recompute for each cell a lease or a result names.
   std::vector<std::string> options_json;
@@ -116,7 +124,8 @@ struct Scheduler::Campaign {
   // Work may still be reported (running or paused by its budget).
   bool active() const {
     return record.state() == v1::CAMPAIGN_STATE_RUNNING ||
-           record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET;
+           record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET ||
+           record.state() == v1::CAMPAIGN_STATE_PAUSED_PROVIDER;
   }
   // New tasks may be leased.
   bool leasable() const { return record.state() == v1::CAMPAIGN_STATE_RUNNING; }
@@ -343,6 +352,19 @@ absl::Status Scheduler::Recover() {
           return true;
         }));
     FTB_RETURN_IF_ERROR(scan_status);
+    FTB_RETURN_IF_ERROR(store_->Scan(
+        keys::IntentPrefix(id), {}, [&](std::string_view key, std::string_view value) {
+          uint32_t task;
+          v1::TaskIntents intents;
+          if (!keys::TaskIndexFromKey(key, &task) || task >= c->tasks.size() ||
+              !intents.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+            scan_status = absl::DataLossError(absl::StrCat("unreadable task intents in ", id));
+            return false;
+          }
+          c->intents[task] = std::move(intents);
+          return true;
+        }));
+    FTB_RETURN_IF_ERROR(scan_status);
     FTB_RETURN_IF_ERROR(
         store_->Scan(keys::EventPrefix(id), {}, [&](std::string_view, std::string_view value) {
           v1::EventRecord e;
@@ -547,6 +569,9 @@ void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignm
   out->set_backend(c.BackendOf(task));
   out->set_campaign_id(c.id());
   out->set_lease_deadline_ms(s.lease_deadline_ms);
+  if (auto it = c.intents.find(task); it != c.intents.end()) {
+    *out->mutable_intents() = it->second.intents();
+  }
   if (task >= c.runs) {
     *out->mutable_judge() = c.judge.at(task).record.work();
     return;
@@ -755,8 +780,47 @@ absl::StatusOr<v1::FailTaskResponse> Scheduler::Fail(const v1::FailTaskRequest& 
     return response;
   }
   std::string error = request.error().empty() ? "worker reported failure" : request.error();
-  response.set_will_retry(FailAttempt(c, ref->task, error, request.retryable()));
+  const bool pause = request.pause_campaign();
+  response.set_will_retry(FailAttempt(c, ref->task, error, request.retryable() || pause));
   response.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
+  if (pause && c.record.state() == v1::CAMPAIGN_STATE_RUNNING) {
+    std::string why = absl::StrCat("provider refused task ", request.task_id(), ": ", error,
+                                   "; fix the account, then resume with `ftb budget ", c.id(),
+                                   "`");
+    c.record.set_state(v1::CAMPAIGN_STATE_PAUSED_PROVIDER);
+    c.record.set_status_message(why);
+    PutCampaignRecord(c);
+    LogEvent(c, absl::StrCat("paused: ", why));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::RecordTaskIntentResponse> Scheduler::RecordIntent(
+    const v1::RecordTaskIntentRequest& request) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  if (request.intent().kind().empty() || request.intent().tag().empty()) {
+    return absl::InvalidArgumentError("intent: kind and tag are required");
+  }
+  v1::RecordTaskIntentResponse response;
+  absl::StatusOr<TaskRef> ref = ParseTaskId(request.task_id());
+  if (!ref.ok()) {
+    if (ref.status().code() == absl::StatusCode::kInvalidArgument) return ref.status();
+    response.set_outcome(v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+    return response;
+  }
+  Campaign& c = *ref->campaign;
+  v1::TaskIntents& intents = c.intents[ref->task];
+  if (intents.intents_size() >= 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task ", request.task_id(), " already has 256 intents"));
+  }
+  v1::TaskIntent* intent = intents.add_intents();
+  *intent = request.intent();
+  intent->set_attempt(request.attempt());
+  intent->set_time_ms(clock_->NowMs());
+  batch_.Put(keys::Intent(c.id(), ref->task), intents.SerializeAsString());
+  response.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
+  response.set_campaign_cancelled(c.record.state() == v1::CAMPAIGN_STATE_CANCELLED);
   return response;
 }
 
@@ -890,7 +954,8 @@ absl::StatusOr<v1::CampaignProgress> Scheduler::UpdateBudget(
       budget->clear_per_cell_usd();
     }
   }
-  bool resumed = c.record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET;
+  bool resumed = c.record.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET ||
+                 c.record.state() == v1::CAMPAIGN_STATE_PAUSED_PROVIDER;
   if (resumed) {
     c.record.set_state(v1::CAMPAIGN_STATE_RUNNING);
     c.record.clear_status_message();

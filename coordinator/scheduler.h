@@ -139,7 +139,20 @@ class Scheduler {
   // malformed ids or answers naming cells outside the task.
   absl::StatusOr<v1::CompleteTasksResponse> Complete(const v1::CompleteTasksRequest& request);
 
+  // A failure with pause_campaign (the provider needs a human, e.g. out of
+  // quota) is retried like any retryable failure, and the campaign goes to
+  // CAMPAIGN_STATE_PAUSED_PROVIDER with the error as its status message
+  // until UpdateBudget resumes it.
   absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request);
+
+  // Never paying twice: stores a provider intent with the task (key
+  // "i/<campaign>/<task>", in the pending batch like every change) and hands
+  // the task's intents to every later attempt (TaskAssignment.intents). Any
+  // attempt of a task may record, leased or not (what it created exists
+  // either way). UNKNOWN_TASK for an unknown task; kInvalidArgument for a
+  // malformed task id, an empty kind or tag, or more than 256 intents.
+  absl::StatusOr<v1::RecordTaskIntentResponse> RecordIntent(
+      const v1::RecordTaskIntentRequest& request);
 
   // Budget admission control: before leasing a TUNE task the scheduler adds
   // its estimate (coordinator/cost_estimate.h) to the dollars already
@@ -260,6 +273,8 @@ std::string Result(const std::string& campaign, uint32_t task);
 std::string JudgeTaskPrefix(const std::string& campaign);
 std::string JudgeTask(const std::string& campaign, uint32_t task);
 std::string EventPrefix(const std::string& campaign);
+std::string IntentPrefix(const std::string& campaign);
+std::string Intent(const std::string& campaign, uint32_t task);
 std::string Event(const std::string& campaign, uint64_t seq);
 // Decodes the task index at the end of a task/result/judge key.
 bool TaskIndexFromKey(std::string_view key, uint32_t* task);

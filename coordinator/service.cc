@@ -315,6 +315,17 @@ grpc::ServerUnaryReactor* CoordinatorService::FailTask(grpc::CallbackServerConte
   });
 }
 
+grpc::ServerUnaryReactor* CoordinatorService::RecordTaskIntent(
+    grpc::CallbackServerContext* ctx, const v1::RecordTaskIntentRequest* request,
+    v1::RecordTaskIntentResponse* response) {
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::RecordTaskIntentResponse> r = s.RecordIntent(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* CoordinatorService::SubmitCampaign(
     grpc::CallbackServerContext* ctx, const v1::SubmitCampaignRequest* request,
     v1::SubmitCampaignResponse* response) {

@@ -113,6 +113,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* FailTask(grpc::CallbackServerContext* ctx,
                                      const v1::FailTaskRequest* request,
                                      v1::FailTaskResponse* response) override;
+  grpc::ServerUnaryReactor* RecordTaskIntent(grpc::CallbackServerContext* ctx,
+                                             const v1::RecordTaskIntentRequest* request,
+                                             v1::RecordTaskIntentResponse* response) override;
   grpc::ServerUnaryReactor* SubmitCampaign(grpc::CallbackServerContext* ctx,
                                            const v1::SubmitCampaignRequest* request,
                                            v1::SubmitCampaignResponse* response) override;

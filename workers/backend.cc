@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -40,6 +41,22 @@ std::string TaskContext::progress_note() const {
 void TaskContext::Cancel() {
   // absl::Notification may be notified only once.
   if (!cancel_requested_.exchange(true)) cancelled_.Notify();
+}
+
+absl::StatusOr<v1::RecordTaskIntentResponse> TaskContext::RecordIntent(
+    const v1::TaskIntent& intent) const {
+  if (!intent_sink_) return absl::UnimplementedError("no intent sink (not run by a worker)");
+  return intent_sink_(intent);
+}
+
+absl::Status PauseCampaignError(std::string_view message) {
+  absl::Status status = absl::ResourceExhaustedError(std::string(message));
+  status.SetPayload(kPauseCampaignPayload, absl::Cord("pause"));
+  return status;
+}
+
+bool ShouldPauseCampaign(const absl::Status& status) {
+  return status.GetPayload(kPauseCampaignPayload).has_value();
 }
 
 bool IsRetryableBackendError(const absl::Status& status) {

@@ -28,6 +28,11 @@ namespace ftb::workers {
 // Receives one log line (no trailing newline). Must be thread-safe.
 using LogSink = std::function<void(std::string_view)>;
 
+// Records a provider intent durably at the coordinator (RecordTaskIntent);
+// returns once it is stored. Must be thread-safe.
+using IntentSink =
+    std::function<absl::StatusOr<v1::RecordTaskIntentResponse>(const v1::TaskIntent&)>;
+
 // What a running task sees of the runtime: cancellation, a log and progress.
 // Created by the worker for one attempt of one task and outlives the
 // backend's Run() call. Thread-safe.
@@ -58,6 +63,14 @@ class TaskContext {
   const std::string& task_id() const { return task_id_; }
   uint32_t attempt() const { return attempt_; }
 
+  // Never paying twice: a backend about to make a billable provider call
+  // records it here first (see v1::TaskIntent). Errors: kUnimplemented when
+  // the runtime gave no sink (unit tests); otherwise the RPC's error, after
+  // which the backend must not make the call.
+  absl::StatusOr<v1::RecordTaskIntentResponse> RecordIntent(const v1::TaskIntent& intent) const;
+  // Called by the runtime before Run().
+  void SetIntentSink(IntentSink sink) { intent_sink_ = std::move(sink); }
+
   // Called by the runtime. Idempotent.
   void Cancel();
 
@@ -65,6 +78,7 @@ class TaskContext {
   const std::string task_id_;
   const uint32_t attempt_;
   const LogSink log_;
+  IntentSink intent_sink_;
   absl::Notification cancelled_;
   std::atomic<bool> cancel_requested_{false};
   mutable absl::Mutex mu_;
@@ -105,6 +119,13 @@ class TuningBackend {
 // kFailedPrecondition, kNotFound, kAlreadyExists, kOutOfRange,
 // kUnimplemented, kPermissionDenied, kUnauthenticated); true otherwise.
 bool IsRetryableBackendError(const absl::Status& status);
+
+// Status payload marking an error only a human can fix at the provider (out
+// of quota, billing): the runtime reports it with FailTask.pause_campaign.
+inline constexpr char kPauseCampaignPayload[] = "type.ftb.dev/ftb.provider.PauseCampaign";
+// kResourceExhausted carrying kPauseCampaignPayload.
+absl::Status PauseCampaignError(std::string_view message);
+bool ShouldPauseCampaign(const absl::Status& status);
 
 // Worker-level settings for backends (e.g. from `--backend-opt k=v`), as
 // opposed to the per-task options in ModelSpec.options.

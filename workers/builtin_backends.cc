@@ -2,6 +2,7 @@
 #include "common/status_macros.h"
 #include "workers/backend.h"
 #include "workers/local_backend.h"
+#include "workers/openai_backend.h"
 #include "workers/replay_backend.h"
 #include "workers/test_backend.h"
 
@@ -9,6 +10,7 @@ namespace ftb::workers {
 
 absl::Status RegisterBuiltinBackends(BackendRegistry& registry) {
   FTB_RETURN_IF_ERROR(RegisterLocalBackend(registry));
+  FTB_RETURN_IF_ERROR(RegisterOpenAiBackend(registry));
   FTB_RETURN_IF_ERROR(RegisterReplayBackend(registry));
   FTB_RETURN_IF_ERROR(RegisterTestBackend(registry));
   return absl::OkStatus();

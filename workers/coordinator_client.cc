@@ -81,4 +81,15 @@ absl::StatusOr<v1::FailTaskResponse> GrpcCoordinatorClient::Fail(
                                     options_.rpc_deadline);
 }
 
+absl::StatusOr<v1::RecordTaskIntentResponse> CoordinatorClient::RecordTaskIntent(
+    const v1::RecordTaskIntentRequest&) {
+  return absl::UnimplementedError("RecordTaskIntent is not supported by this client");
+}
+
+absl::StatusOr<v1::RecordTaskIntentResponse> GrpcCoordinatorClient::RecordTaskIntent(
+    const v1::RecordTaskIntentRequest& request) {
+  return Call<v1::RecordTaskIntentResponse>(
+      stub_.get(), &v1::Coordinator::Stub::RecordTaskIntent, request, options_.rpc_deadline);
+}
+
 }  // namespace ftb::workers

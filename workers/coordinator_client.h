@@ -39,6 +39,10 @@ class CoordinatorClient {
   virtual absl::StatusOr<v1::CompleteTasksResponse> Complete(
       const v1::CompleteTasksRequest& request) = 0;
   virtual absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request) = 0;
+  // Durable provider intents (never paying twice). Default: kUnimplemented,
+  // for test clients that do not model it.
+  virtual absl::StatusOr<v1::RecordTaskIntentResponse> RecordTaskIntent(
+      const v1::RecordTaskIntentRequest& request);
 };
 
 struct GrpcCoordinatorClientOptions {
@@ -71,6 +75,8 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   absl::StatusOr<v1::CompleteTasksResponse> Complete(
       const v1::CompleteTasksRequest& request) override;
   absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request) override;
+  absl::StatusOr<v1::RecordTaskIntentResponse> RecordTaskIntent(
+      const v1::RecordTaskIntentRequest& request) override;
 
  private:
   std::shared_ptr<grpc::Channel> channel_;

@@ -61,6 +61,7 @@ struct Worker::Execution {
     std::string error;      // failure
     bool retryable = false;
     bool handed_back = false;
+    bool pause_campaign = false;  // ShouldPauseCampaign(error)
   };
 
   const v1::TaskAssignment task;
@@ -415,6 +416,29 @@ void Worker::Dispatch(const v1::LeaseTasksResponse& response) {
       auto backend_it = backends_.find(task.backend());
       TuningBackend* backend = backend_it == backends_.end() ? nullptr : backend_it->second.get();
       auto e = std::make_shared<Execution>(task, backend, options_.log);
+      // Provider intents go to the coordinator synchronously, retried while
+      // it is unreachable (a backend must not pay before the intent is durable).
+      e->ctx.SetIntentSink([this, ctx = &e->ctx, task_id = task.task_id(),
+                            attempt = task.attempt()](const v1::TaskIntent& intent)
+                               -> absl::StatusOr<v1::RecordTaskIntentResponse> {
+        v1::RecordTaskIntentRequest request;
+        request.set_worker_id(worker_id_);
+        request.set_task_id(task_id);
+        request.set_attempt(attempt);
+        *request.mutable_intent() = intent;
+        Backoff backoff(options_.backoff_initial, options_.backoff_max, seed_ ^ attempt);
+        for (int i = 0;; ++i) {
+          absl::StatusOr<v1::RecordTaskIntentResponse> r = client_->RecordTaskIntent(request);
+          if (r.ok() || !IsTransient(r.status()) || i >= 50) return r;
+          if (ctx->cancelled()) {
+            // Only the cancellation check itself is worth a few more tries.
+            if (intent.kind() != "cancel" || i >= 5) return r;
+            absl::SleepFor(backoff.Next());
+          } else {
+            ctx->SleepFor(backoff.Next());
+          }
+        }
+      });
       tasks_[task.task_id()] = e;
       ++events_;
 
@@ -490,6 +514,7 @@ void Worker::SlotLoop() {
       } else {
         report.error = result.status().ToString();
         report.retryable = IsRetryableBackendError(result.status());
+        report.pause_campaign = ShouldPauseCampaign(result.status());
         message = absl::StrCat("task ", e->task.task_id(), " attempt ", e->attempt, " failed (",
                                report.retryable ? "retryable" : "permanent", "): ", report.error);
       }
@@ -665,6 +690,7 @@ Worker::FlushResult Worker::SendFailure(const std::shared_ptr<Execution>& e) {
     request.set_attempt(e->attempt);
     request.set_error(e->report->error);
     request.set_retryable(e->report->retryable);
+    request.set_pause_campaign(e->report->pause_campaign);
     handed_back = e->report->handed_back;
   }
   absl::StatusOr<v1::FailTaskResponse> response = client_->Fail(request);
