@@ -9,12 +9,14 @@
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "providers/provider_stats.h"
 #include "workers/worker.h"
 
 namespace ftb::cli {
 namespace {
 
-// Mirrors WorkerStats into Prometheus counters once a second.
+// Mirrors WorkerStats and providers::ProviderStats into Prometheus counters
+// once a second.
 class WorkerMetrics {
  public:
   WorkerMetrics(const std::string& listen, const std::string& role, workers::Worker* worker)
@@ -24,6 +26,16 @@ class WorkerMetrics {
                     .Name("ftb_worker_events_total")
                     .Help("Worker runtime events by kind (see workers/worker.h WorkerStats)")
                     .Register(*registry_)),
+        provider_requests_(prometheus::BuildCounter()
+                               .Name("ftb_provider_requests_total")
+                               .Help("Provider REST attempts by provider and HTTP status "
+                                     "(\"error\" = no reply)")
+                               .Register(*registry_)),
+        provider_retries_(prometheus::BuildCounter()
+                              .Name("ftb_provider_retries_total")
+                              .Help("Provider REST attempts that were retries (429, 5xx, "
+                                    "connection errors)")
+                              .Register(*registry_)),
         role_(role),
         worker_(worker) {
     exposer_.RegisterCollectable(registry_);
@@ -54,6 +66,17 @@ class WorkerMetrics {
     Set("registrations", s.registrations);
     Set("heartbeats", s.heartbeats);
     Set("rpc_errors", s.rpc_errors);
+    providers::ProviderStats::Snapshot p = providers::ProviderStats::Global().Get();
+    for (const auto& [key, total] : p.requests) {
+      Mirror(provider_requests_.Add({{"provider", key.first}, {"status", key.second}}), total);
+    }
+    for (const auto& [provider, total] : p.retries) {
+      Mirror(provider_retries_.Add({{"provider", provider}}), total);
+    }
+  }
+  static void Mirror(prometheus::Counter& c, uint64_t total) {
+    double delta = static_cast<double>(total) - c.Value();
+    if (delta > 0) c.Increment(delta);
   }
   void Set(const std::string& event, uint64_t total) {
     prometheus::Counter& c = family_.Add({{"role", role_}, {"event", event}});
@@ -64,6 +87,8 @@ class WorkerMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Exposer exposer_;
   prometheus::Family<prometheus::Counter>& family_;
+  prometheus::Family<prometheus::Counter>& provider_requests_;
+  prometheus::Family<prometheus::Counter>& provider_retries_;
   std::string role_;
   workers::Worker* worker_;
   std::atomic<bool> stop_{false};
