@@ -388,6 +388,88 @@ TEST_F(SchedulerTest, RecoversEverythingCommittedAndNothingElse) {
   EXPECT_EQ(Progress(id).cells_done(), 10u);
 }
 
+TEST_F(SchedulerTest, IntentsAreDurableAndHandedToLaterAttempts) {
+  std::string id = Submit(Spec(1, 1));
+  Register("w");
+  auto first = Lease("w");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].intents_size(), 0);
+  auto record = [&](const std::string& kind, const std::string& provider_id) {
+    v1::RecordTaskIntentRequest r;
+    r.set_worker_id("w");
+    r.set_task_id(first[0].task_id());
+    r.set_attempt(first[0].attempt());
+    r.mutable_intent()->set_kind(kind);
+    r.mutable_intent()->set_tag("ftb-tag");
+    r.mutable_intent()->set_provider_id(provider_id);
+    absl::StatusOr<v1::RecordTaskIntentResponse> resp = scheduler_->RecordIntent(r);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return resp.ok() ? *resp : v1::RecordTaskIntentResponse();
+  };
+  EXPECT_EQ(record("job", "").outcome(), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_FALSE(record("job", "ftjob-1").campaign_cancelled());
+  // The coordinator restarts; the lease expires; the next attempt gets both.
+  Restart();
+  Register("w");
+  clock_.AdvanceMs(kLeaseMs + 1);
+  scheduler_->Tick();
+  clock_.AdvanceMs(2000);
+  auto second = Lease("w");
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].attempt(), 2u);
+  ASSERT_EQ(second[0].intents_size(), 2);
+  EXPECT_EQ(second[0].intents(1).provider_id(), "ftjob-1");
+  EXPECT_EQ(second[0].intents(1).attempt(), 1u);
+  // Unknown tasks and malformed intents.
+  v1::RecordTaskIntentRequest bad;
+  bad.set_task_id(id + "/99");
+  bad.mutable_intent()->set_kind("job");
+  bad.mutable_intent()->set_tag("t");
+  EXPECT_EQ(scheduler_->RecordIntent(bad)->outcome(), v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+  bad.mutable_intent()->clear_tag();
+  EXPECT_EQ(scheduler_->RecordIntent(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  // A cancelled campaign says so, so the worker cancels the provider job.
+  ASSERT_TRUE(scheduler_->Cancel(id).ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  first[0] = second[0];
+  EXPECT_TRUE(record("cancel", "").campaign_cancelled());
+}
+
+TEST_F(SchedulerTest, ProviderPauseStopsLeasingUntilResumed) {
+  std::string id = Submit(Spec(1, 3));
+  Register("w");
+  auto t = Lease("w", 1);
+  v1::FailTaskRequest r;
+  r.set_worker_id("w");
+  r.set_task_id(t[0].task_id());
+  r.set_attempt(t[0].attempt());
+  r.set_error("HTTP 429 insufficient_quota");
+  r.set_retryable(true);
+  r.set_pause_campaign(true);
+  absl::StatusOr<v1::FailTaskResponse> resp = scheduler_->Fail(r);
+  ASSERT_TRUE(resp.ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  EXPECT_TRUE(resp->will_retry());
+  v1::CampaignProgress p = Progress(id);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_PAUSED_PROVIDER);
+  EXPECT_THAT(p.status_message(), ::testing::HasSubstr("insufficient_quota"));
+  clock_.AdvanceMs(60'000);
+  EXPECT_TRUE(Lease("w").empty());
+  Restart();
+  Register("w");
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_PAUSED_PROVIDER);
+  v1::UpdateBudgetRequest resume;
+  resume.set_campaign_id(id);
+  ASSERT_TRUE(scheduler_->UpdateBudget(resume).ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_RUNNING);
+  auto rest = Lease("w");
+  EXPECT_EQ(rest.size(), 3u);
+  for (const auto& a : rest) Complete(a);
+  EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+}
+
 TEST_F(SchedulerTest, LeasesHeldAtACrashGetOneLeasePeriodThenExpire) {
   std::string id = Submit(Spec(1, 1));
   Register("w");
