@@ -64,6 +64,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -1165,4 +1166,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace ftb::bench
 
-int main(int argc, char** argv) { return ftb::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);  // as the ftb binary
+  return ftb::bench::Main(argc, argv);
+}

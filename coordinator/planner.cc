@@ -206,6 +206,33 @@ std::string CellId(const v1::CellKey& key) {
   return DigestHex(h.Finish(), 16);
 }
 
+CellIdHasher::CellIdHasher(const v1::CampaignSpec& spec, const Plan& plan)
+    : models_(static_cast<size_t>(spec.models_size())) {
+  prefixes_.reserve(plan.datasets.size() * models_);
+  for (const DatasetSummary& ds : plan.datasets) {
+    for (const v1::ModelSpec& model : spec.models()) {
+      // As CellId: the fields before the grid point's own.
+      Sha256 h;
+      h.UpdateField("ftb.cell.v1");
+      h.UpdateField(ds.label);
+      h.UpdateField(ds.fingerprint);
+      h.UpdateField(model.name());
+      h.UpdateField(model.backend());
+      h.UpdateField(CanonicalOptionsJson(model.options()));
+      prefixes_.push_back(h);
+    }
+  }
+}
+
+std::string CellIdHasher::Id(const GridPoint& point) const {
+  Sha256 h = prefixes_[point.dataset * models_ + point.model];
+  h.UpdateField(FormatDouble(point.learning_rate_multiplier));
+  h.UpdateField(absl::StrCat(point.batch_size));
+  h.UpdateField(absl::StrCat(point.seed));
+  h.UpdateField(absl::StrCat(point.epochs));
+  return DigestHex(h.Finish(), 16);
+}
+
 std::string TrainingRunId(const v1::CellKey& any_cell_of_run) {
   Sha256 h;
   h.UpdateField("ftb.run.v1");

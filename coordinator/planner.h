@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/hash.h"
 #include "ftb/v1/campaign.pb.h"
 #include "ftb/v1/dataset.pb.h"
 #include "ftb/v1/state.pb.h"
@@ -90,6 +91,20 @@ v1::CellKey MakeCellKey(const v1::CampaignSpec& spec, const Plan& plan, const Gr
 std::string CellId(const v1::CellKey& key);
 // Id of a training run: hash of its cells' shared key (epochs excluded).
 std::string TrainingRunId(const v1::CellKey& any_cell_of_run);
+
+// CellId(MakeCellKey(spec, plan, point)) for many points of one plan,
+// without building keys: the hash state after the fields a (dataset, model)
+// pair shares is computed once (the scheduler names cells on every lease
+// and completion).
+class CellIdHasher {
+ public:
+  CellIdHasher(const v1::CampaignSpec& spec, const Plan& plan);
+  std::string Id(const GridPoint& point) const;
+
+ private:
+  size_t models_;
+  std::vector<Sha256> prefixes_;  // [dataset * models_ + model]
+};
 
 // Canonical JSON (sorted keys, no whitespace) of a backend options Struct.
 std::string CanonicalOptionsJson(const google::protobuf::Struct& options);

@@ -81,6 +81,19 @@ TEST(PlannerTest, CellIdsAreDistinctAndStable) {
   EXPECT_EQ(CellId(MakeCellKey(spec, *again, again->cells[0])), CellId(key));
 }
 
+TEST(PlannerTest, CellIdHasherAgreesWithCellId) {
+  v1::CampaignSpec spec = TwoByTwoSpec();
+  spec.mutable_grid()->add_learning_rate_multiplier(0.1);
+  spec.mutable_grid()->add_seed(12345678901ULL);
+  absl::StatusOr<Plan> plan = PlanCampaign(spec, Summaries());
+  ASSERT_TRUE(plan.ok());
+  const CellIdHasher hasher(spec, *plan);
+  ASSERT_GT(plan->cells.size(), 8u);
+  for (const GridPoint& p : plan->cells) {
+    EXPECT_EQ(hasher.Id(p), CellId(MakeCellKey(spec, *plan, p)));
+  }
+}
+
 TEST(PlannerTest, IdsDependOnDatasetContentAndOptions) {
   v1::CampaignSpec spec = TwoByTwoSpec();
   absl::StatusOr<Plan> plan = PlanCampaign(spec, Summaries());

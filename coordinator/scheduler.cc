@@ -1,5 +1,7 @@
 #include "coordinator/scheduler.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -119,6 +121,7 @@ struct Scheduler::Campaign {
   // CanonicalOptionsJson of each model: part of every cell id, and costly
   // (a JSON dump) to recompute for each cell a lease or a result names.
   std::vector<std::string> options_json;
+  std::optional<CellIdHasher> cell_ids;  // set with the plan
 
   const std::string& id() const { return record.id(); }
   // Work may still be reported (running or paused by its budget).
@@ -148,7 +151,7 @@ namespace {
 
 std::string CellIdOf(const Scheduler::Campaign& c, uint64_t cell) {
   const GridPoint& p = c.plan.cells[cell];
-  return CellId(MakeCellKey(c.record.spec(), c.plan, p, c.options_json[p.model]));
+  return c.cell_ids->Id(p);
 }
 
 }  // namespace
@@ -241,6 +244,7 @@ std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign recor
   for (const v1::ModelSpec& m : c->record.spec().models()) {
     c->options_json.push_back(CanonicalOptionsJson(m.options()));
   }
+  c->cell_ids.emplace(c->record.spec(), c->plan);
   return c;
 }
 
