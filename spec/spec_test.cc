@@ -880,7 +880,10 @@ TEST(SpecFilesTest, EveryShippedCampaignParses) {
     std::ifstream in(file);
     std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     absl::StatusOr<v1::CampaignSpec> spec = ParseCampaignSpec(
-        yaml, file.filename().string(), FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"}}));
+        yaml, file.filename().string(), FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"},
+                                                     {"OPENAI_BASE_URL", "http://127.0.0.1:1/v1"},
+                                                     {"VERTEX_PROJECT", "my-project"},
+                                                     {"VERTEX_DATA_URI", "gs://bucket/data"}}));
     ASSERT_TRUE(spec.ok()) << spec.status();
     EXPECT_EQ(spec->name(), file.stem().string());
   }
@@ -907,7 +910,10 @@ TEST(SpecFilesTest, DocumentedExamplesParse) {
   ASSERT_GE(blocks.size(), 1u);
   for (const std::string& yaml : blocks) {
     absl::StatusOr<v1::CampaignSpec> spec =
-        ParseCampaignSpec(yaml, "spec.md", FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"}}));
+        ParseCampaignSpec(yaml, "spec.md", FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"},
+                                                     {"OPENAI_BASE_URL", "http://127.0.0.1:1/v1"},
+                                                     {"VERTEX_PROJECT", "my-project"},
+                                                     {"VERTEX_DATA_URI", "gs://bucket/data"}}));
     EXPECT_TRUE(spec.ok()) << spec.status() << "\n" << yaml;
   }
 }

@@ -222,10 +222,13 @@ contains "Dockerfile: non-root user" "$df" '^USER 10001:10001$' 1
 if [[ -z "$ftb" ]]; then
   echo "# no ftb binary given: SLURM run and Dockerfile library checks not done"
 else
-  # Every shared library the binary links comes from a package the runtime
-  # stage installs (or from the base image: libc6, libstdc++6, libgcc-s1).
-  mapfile -t libpkgs < <(ldd "$ftb" | awk '/=> \//{print $3}' | xargs -n1 readlink -f |
-    xargs dpkg -S 2>/dev/null | cut -d: -f1 | sort -u)
+  # Every shared library the binary links directly (its DT_NEEDED entries)
+  # comes from a package the runtime stage installs (or from the base image:
+  # libc6, libstdc++6, libgcc-s1); apt brings those packages' own dependencies.
+  mapfile -t needed < <(readelf -d "$ftb" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+  mapfile -t libpkgs < <(for so in "${needed[@]}"; do
+      ldd "$ftb" | awk -v so="$so" '$1 == so && $3 ~ /^\// {print $3}'
+    done | xargs -n1 readlink -f | xargs dpkg -S 2>/dev/null | cut -d: -f1 | sort -u)
   missing=()
   for p in "${libpkgs[@]}"; do
     case "$p" in libc6 | libstdc++6 | libgcc-s1) continue ;; esac
