@@ -59,6 +59,14 @@ struct CoordinatorCommandOptions {
   std::string state_dir = ".ftb-state";
   std::string metrics_listen;  // empty = no /metrics
   std::string pricing_dir;     // empty = the built-in price tables
+  // Security and limits (coordinator/auth.h). The token comes from
+  // auth_token_file, else $FTB_AUTH_TOKEN, else none is required.
+  std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+  std::string auth_token_file;
+  bool allow_anonymous_read = false;
+  uint64_t max_campaign_cells = 5'000'000;
+  int max_message_bytes = 64 << 20;
+  double max_submissions_per_minute = 60;
 };
 absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostream& out);
 
@@ -66,6 +74,9 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
 struct ClientOptions {
   std::string coordinator = "127.0.0.1:7070";
   double deadline_seconds = 30;
+  // TLS (--tls-ca; --tls-cert/--tls-key for mutual TLS) and the token
+  // (--auth-token-file, else $FTB_AUTH_TOKEN); common/grpc_security.h.
+  std::string tls_ca_file, tls_cert_file, tls_key_file, auth_token_file;
 };
 absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
                     const std::string& request_id, std::ostream& out);
@@ -93,6 +104,8 @@ struct WorkerCommandOptions {
   std::string worker_id;
   uint64_t max_tasks = 0;
   std::string metrics_listen;  // empty = no /metrics
+  // As ClientOptions.
+  std::string tls_ca_file, tls_cert_file, tls_key_file, auth_token_file;
 };
 absl::Status RunWorker(const WorkerCommandOptions& options);
 

@@ -77,19 +77,51 @@ int main(int argc, char** argv) {
   coord_cmd->add_option("--state", coord.state_dir, "State directory (RocksDB)")
       ->capture_default_str();
   coord_cmd->add_option("--metrics-listen", coord.metrics_listen,
-                        "HOST:PORT serving Prometheus /metrics (default: off)");
+                        "HOST:PORT serving Prometheus /metrics and /healthz (default: off)");
   coord_cmd->add_option("--pricing", coord.pricing_dir,
                         "Directory of price tables (default: the built-in pricing/*.yaml)");
+  coord_cmd->add_option("--tls-cert", coord.tls_cert_file,
+                        "PEM certificate chain: serve TLS (with --tls-key)");
+  coord_cmd->add_option("--tls-key", coord.tls_key_file, "PEM private key of --tls-cert");
+  coord_cmd->add_option("--tls-client-ca", coord.tls_client_ca_file,
+                        "PEM CA bundle: require client certificates it signed (mutual TLS)");
+  coord_cmd->add_option("--auth-token-file", coord.auth_token_file,
+                        "File holding the token clients must send (default: $FTB_AUTH_TOKEN; "
+                        "neither = no token required)");
+  coord_cmd->add_flag("--allow-anonymous-read", coord.allow_anonymous_read,
+                      "Let GetCampaign/ListCampaigns/WatchCampaign through without a token");
+  coord_cmd->add_option("--max-campaign-cells", coord.max_campaign_cells,
+                        "Largest campaign accepted, in cells")
+      ->capture_default_str();
+  coord_cmd->add_option("--max-message-bytes", coord.max_message_bytes,
+                        "Largest request accepted, in bytes")
+      ->capture_default_str();
+  coord_cmd->add_option("--max-submissions-per-minute", coord.max_submissions_per_minute,
+                        "Campaign submissions per client per minute, in bursts of as many "
+                        "(0 = unlimited)")
+      ->capture_default_str();
   coord_cmd->callback(
       [&] { exit_code = Finish(ftb::cli::RunCoordinator(coord, std::cout)); });
 
+  // TLS and token of every client of the coordinator (common/grpc_security.h).
+  auto add_client_security = [](CLI::App* cmd, std::string& ca, std::string& cert,
+                                std::string& key, std::string& token_file) {
+    cmd->add_option("--tls-ca", ca, "PEM CA bundle that signed the coordinator's certificate "
+                                    "(connect with TLS)");
+    cmd->add_option("--tls-cert", cert, "PEM client certificate, for mutual TLS (with --tls-key)");
+    cmd->add_option("--tls-key", key, "PEM private key of --tls-cert");
+    cmd->add_option("--auth-token-file", token_file,
+                    "File holding the coordinator's token (default: $FTB_AUTH_TOKEN)");
+  };
   ftb::cli::ClientOptions client;
-  auto add_client = [&client](CLI::App* cmd) {
+  auto add_client = [&client, &add_client_security](CLI::App* cmd) {
     cmd->add_option("--coordinator", client.coordinator, "Coordinator HOST:PORT")
         ->envname("FTB_COORDINATOR")
         ->capture_default_str();
     cmd->add_option("--deadline", client.deadline_seconds, "RPC deadline in seconds")
         ->capture_default_str();
+    add_client_security(cmd, client.tls_ca_file, client.tls_cert_file, client.tls_key_file,
+                        client.auth_token_file);
   };
   std::string submit_spec, request_id;
   auto* submit = app.add_subcommand("submit", "Submit a campaign; prints its id");
@@ -146,7 +178,9 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--max-tasks", worker.max_tasks, "Exit after this many tasks (0 = never)")
       ->capture_default_str();
   worker_cmd->add_option("--metrics-listen", worker.metrics_listen,
-                         "HOST:PORT serving Prometheus /metrics (default: off)");
+                         "HOST:PORT serving Prometheus /metrics and /healthz (default: off)");
+  add_client_security(worker_cmd, worker.tls_ca_file, worker.tls_cert_file, worker.tls_key_file,
+                      worker.auth_token_file);
   worker_cmd->callback([&] { exit_code = Finish(ftb::cli::RunWorker(worker)); });
 
   ftb::cli::RunOptions run;

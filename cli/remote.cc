@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
+#include "common/grpc_security.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
 #include "coordinator/service.h"
@@ -25,9 +26,17 @@ namespace {
 std::atomic<int> g_signal{0};
 void OnSignal(int sig) { g_signal = sig; }
 
-std::unique_ptr<v1::Coordinator::Stub> Connect(const ClientOptions& client) {
-  return v1::Coordinator::NewStub(
-      grpc::CreateChannel(client.coordinator, grpc::InsecureChannelCredentials()));
+// A stub over a channel with the client's TLS and token. Errors: unreadable
+// or inconsistent --tls-* / --auth-token-file (common/grpc_security.h).
+absl::StatusOr<std::unique_ptr<v1::Coordinator::Stub>> Connect(const ClientOptions& client) {
+  ChannelSecurity security;
+  security.tls_ca_file = client.tls_ca_file;
+  security.tls_cert_file = client.tls_cert_file;
+  security.tls_key_file = client.tls_key_file;
+  FTB_ASSIGN_OR_RETURN(security.auth_token, ResolveAuthToken(client.auth_token_file));
+  FTB_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                       CreateSecureChannel(client.coordinator, security));
+  return v1::Coordinator::NewStub(channel);
 }
 
 void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& client) {
@@ -74,6 +83,14 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   o.listen = options.listen;
   o.state_dir = options.state_dir;
   o.metrics_listen = options.metrics_listen;
+  o.max_cells = options.max_campaign_cells;
+  o.max_receive_message_bytes = options.max_message_bytes;
+  o.security.tls_cert_file = options.tls_cert_file;
+  o.security.tls_key_file = options.tls_key_file;
+  o.security.tls_client_ca_file = options.tls_client_ca_file;
+  o.security.allow_anonymous_read = options.allow_anonymous_read;
+  o.security.max_submissions_per_minute = options.max_submissions_per_minute;
+  FTB_ASSIGN_OR_RETURN(o.security.auth_token, ResolveAuthToken(options.auth_token_file));
   std::unique_ptr<cost::PriceTable> prices;
   if (!options.pricing_dir.empty()) {
     FTB_ASSIGN_OR_RETURN(cost::PriceTable loaded, cost::PriceTable::LoadDirectory(options.pricing_dir));
@@ -84,6 +101,12 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   out << "ftb coordinator listening on " << server->address() << " (state " << options.state_dir
       << ", recovered in " << absl::StrFormat("%.3f", server->recovery_seconds()) << " s)";
   if (server->metrics_port()) out << "; metrics on port " << server->metrics_port();
+  out << "; " << (o.security.tls_cert_file.empty() ? "plaintext"
+                  : o.security.tls_client_ca_file.empty() ? "TLS"
+                                                           : "mutual TLS")
+      << (o.security.auth_token.empty() ? ", no token required" : ", token required")
+      << (!o.security.auth_token.empty() && o.security.allow_anonymous_read
+              ? " (reads anonymous)" : "");
   out << std::endl;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
@@ -96,7 +119,7 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
 absl::StatusOr<std::string> ExportCampaign(const ClientOptions& client,
                                            const std::string& campaign_id,
                                            storage::StateStore& into) {
-  auto stub = Connect(client);
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
   std::string id = campaign_id;
   if (id.empty()) {
     grpc::ClientContext ctx;
@@ -147,14 +170,15 @@ absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
   v1::SubmitCampaignResponse response;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);
-  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->SubmitCampaign(&ctx, request, &response)));
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
+  FTB_RETURN_IF_ERROR(Rpc(client, stub->SubmitCampaign(&ctx, request, &response)));
   out << response.campaign_id() << "\n";
   return absl::OkStatus();
 }
 
 absl::Status Status(const ClientOptions& client, const std::string& campaign_id, bool json,
                     std::ostream& out) {
-  auto stub = Connect(client);
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);
   google::protobuf::util::JsonPrintOptions jopts;
@@ -189,7 +213,7 @@ absl::Status Status(const ClientOptions& client, const std::string& campaign_id,
 
 absl::Status Watch(const ClientOptions& client, const std::string& campaign_id,
                    std::ostream& out) {
-  auto stub = Connect(client);
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
   grpc::ClientContext ctx;  // no deadline: a watch lasts as long as the campaign
   v1::WatchCampaignRequest request;
   request.set_campaign_id(campaign_id);
@@ -217,7 +241,8 @@ absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
   v1::CancelCampaignResponse response;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);
-  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->CancelCampaign(&ctx, request, &response)));
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
+  FTB_RETURN_IF_ERROR(Rpc(client, stub->CancelCampaign(&ctx, request, &response)));
   out << ProgressLine(response.progress()) << "\n";
   return absl::OkStatus();
 }
@@ -234,7 +259,8 @@ absl::Status Budget(const ClientOptions& client, const std::string& campaign_id,
   v1::UpdateBudgetResponse response;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);
-  FTB_RETURN_IF_ERROR(Rpc(client, Connect(client)->UpdateBudget(&ctx, request, &response)));
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
+  FTB_RETURN_IF_ERROR(Rpc(client, stub->UpdateBudget(&ctx, request, &response)));
   out << ProgressLine(response.progress()) << "\n";
   return absl::OkStatus();
 }

@@ -5,7 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/commands.h"
+#include "common/grpc_security.h"
 #include "common/status_macros.h"
+#include "coordinator/health.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
@@ -39,6 +41,7 @@ class WorkerMetrics {
         role_(role),
         worker_(worker) {
     exposer_.RegisterCollectable(registry_);
+    ServeHealthz(exposer_);
     thread_ = std::thread([this] {
       while (!stop_) {
         Update();
@@ -100,6 +103,10 @@ class WorkerMetrics {
 absl::Status RunWorker(const WorkerCommandOptions& options) {
   workers::WorkerOptions o;
   o.coordinator = options.coordinator;
+  o.security.tls_ca_file = options.tls_ca_file;
+  o.security.tls_cert_file = options.tls_cert_file;
+  o.security.tls_key_file = options.tls_key_file;
+  FTB_ASSIGN_OR_RETURN(o.security.auth_token, ResolveAuthToken(options.auth_token_file));
   FTB_ASSIGN_OR_RETURN(o.role, workers::ParseWorkerRole(options.role));
   o.backends = options.backends;
   if (o.backends.empty()) {

@@ -7,8 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "coordinator/health.h"
 #include "datasets/dataset.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "spec/spec.h"
 #include "storage/memory_state_store.h"
 #include "storage/rocksdb_state_store.h"
@@ -631,14 +633,25 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
       std::make_unique<CoordinatorService>(server->loop_.get(), server->metrics_.get(),
                                            server->store_.get());
 
+  // TLS, token and submission rate are enforced by the credentials' auth
+  // metadata processor before any handler runs (coordinator/auth.h).
+  FTB_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                       MakeServerCredentials(options.security));
+  if (server->exposer_) ServeHealthz(*server->exposer_);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  // State is recovered: ready. Shutdown() turns this to NOT_SERVING first.
+  if (auto* health = server->server_->GetHealthCheckService()) {
+    health->SetServingStatus(true);
+    health->SetServingStatus("ftb.v1.Coordinator", true);
   }
   server->host_ = options.listen.substr(0, options.listen.rfind(':'));
   return server;
@@ -656,6 +669,7 @@ void CoordinatorServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_) {
+    if (auto* health = server_->GetHealthCheckService()) health->SetServingStatus(false);
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (loop_) loop_->Stop();

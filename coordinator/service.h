@@ -158,7 +158,9 @@ struct CoordinatorOptions {
   // Largest campaign accepted (cells); larger ones get INVALID_ARGUMENT.
   uint64_t max_cells = 5'000'000;
   // Largest request accepted (bytes); larger ones get RESOURCE_EXHAUSTED.
-  int max_receive_message_bytes = 16 << 20;
+  // As large as workers send (GrpcCoordinatorClientOptions): a batch of
+  // finished results with their answers can be tens of MiB.
+  int max_receive_message_bytes = 64 << 20;
   // TLS, token and submission rate (coordinator/auth.h). The health
   // service (grpc.health.v1.Health) is always served, without a token.
   ServerSecurityOptions security;

@@ -17,7 +17,7 @@ build_pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev
 )
 test_pkgs=(
-  python3-grpcio python3-protobuf python3-jsonschema chromium prometheus
+  python3-grpcio python3-protobuf python3-jsonschema chromium prometheus openssl iproute2 curl
 )
 
 bench_pkgs=(

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <utility>
 
+#include "common/grpc_security.h"
 #include "common/grpc_status.h"
 
 namespace ftb::workers {
@@ -42,7 +43,7 @@ std::unique_ptr<GrpcCoordinatorClient> GrpcCoordinatorClient::Create(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetMaxReceiveMessageSize(options.max_message_bytes);
   args.SetMaxSendMessageSize(options.max_message_bytes);
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto channel = CreateSecureChannel(target, options.credentials, options.auth_token, args);
   return std::make_unique<GrpcCoordinatorClient>(std::move(channel), options);
 }
 

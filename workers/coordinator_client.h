@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "ftb/v1/coordinator.grpc.pb.h"
+#include "grpcpp/security/credentials.h"
 #include "ftb/v1/coordinator.pb.h"
 
 namespace ftb::workers {
@@ -54,9 +55,13 @@ struct GrpcCoordinatorClientOptions {
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
   // Largest reply accepted (assignments and results carry question sets).
   int max_message_bytes = 64 << 20;
+  // TLS credentials (null = plaintext) and the bearer token sent with every
+  // call (empty = none); see common/grpc_security.h.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string auth_token;
 };
 
-// Sync-stub implementation over one channel (insecure credentials for now).
+// Sync-stub implementation over one channel (TLS and token per options).
 // Creating it does not connect; calls fail with kUnavailable while the
 // coordinator is unreachable. Thread-safe.
 class GrpcCoordinatorClient : public CoordinatorClient {

@@ -101,6 +101,8 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(WorkerOptions options) {
   GrpcCoordinatorClientOptions client_options;
   client_options.rpc_deadline = options.rpc_deadline;
   client_options.max_reconnect_backoff = options.backoff_max;
+  FTB_ASSIGN_OR_RETURN(client_options.credentials, MakeChannelCredentials(options.security));
+  client_options.auth_token = options.security.auth_token;
   auto client = GrpcCoordinatorClient::Create(options.coordinator, client_options);
   return Create(std::move(options), std::move(client));
 }
@@ -637,7 +639,10 @@ Worker::FlushResult Worker::SendCompletions(const std::vector<std::shared_ptr<Ex
       const absl::Status& status = response.status();
       if (absl::IsFailedPrecondition(status)) return FlushResult::kNeedRegister;
       if (IsTransient(status)) return FlushResult::kRetryLater;
-      if (absl::IsAborted(status) && batch.size() > 1 && !*split_batches) {
+      // kResourceExhausted: the batch exceeds the coordinator's message size
+      // limit; one by one, only a single oversized result is lost.
+      if ((absl::IsAborted(status) || absl::IsResourceExhausted(status)) && batch.size() > 1 &&
+          !*split_batches) {
         *split_batches = true;
         return FlushResult::kDone;
       }

@@ -52,6 +52,7 @@
 #include "ftb/v1/coordinator.pb.h"
 #include "workers/backend.h"
 #include "workers/backoff.h"
+#include "common/grpc_security.h"
 #include "workers/coordinator_client.h"
 
 namespace ftb::workers {
@@ -59,6 +60,9 @@ namespace ftb::workers {
 struct WorkerOptions {
   // Coordinator address, "host:port". Unused when Create() is given a client.
   std::string coordinator;
+  // TLS and bearer token for the coordinator channel (default: plaintext,
+  // no token). Unused when Create() is given a client.
+  ChannelSecurity security;
   // TUNE workers run TUNE tasks, JUDGE workers JUDGE tasks; a task of the
   // other kind is handed back (FailTask, retryable).
   v1::WorkerRole role = v1::WORKER_ROLE_TUNE;
