@@ -104,6 +104,8 @@ struct WorkerCommandOptions {
   std::string worker_id;
   uint64_t max_tasks = 0;
   std::string metrics_listen;  // empty = no /metrics
+  // KEY=VALUE settings for the backends (e.g. artifact_dir=/shared/ftb).
+  std::vector<std::string> backend_opts;
   // As ClientOptions.
   std::string tls_ca_file, tls_cert_file, tls_key_file, auth_token_file;
 };

@@ -2,6 +2,7 @@
 // else (it is slow to compile).
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "judge/judge_backend.h"
@@ -18,6 +19,9 @@ int Finish(const absl::Status& status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's abseil checks every Mutex acquisition for lock-order cycles (a
+  // debug aid that costs the coordinator's hot path); tests keep it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Graders run as backends of judge workers; the worker runtime itself knows
   // no backend by name.
   if (absl::Status s = ftb::judge::RegisterJudgeBackends(ftb::workers::BackendRegistry::Global());
@@ -179,6 +183,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   worker_cmd->add_option("--metrics-listen", worker.metrics_listen,
                          "HOST:PORT serving Prometheus /metrics and /healthz (default: off)");
+  worker_cmd->add_option("--backend-opt", worker.backend_opts,
+                         "KEY=VALUE for the backends, repeatable (e.g. artifact_dir=/shared/ftb)");
   add_client_security(worker_cmd, worker.tls_ca_file, worker.tls_cert_file, worker.tls_key_file,
                       worker.auth_token_file);
   worker_cmd->callback([&] { exit_code = Finish(ftb::cli::RunWorker(worker)); });

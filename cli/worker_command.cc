@@ -119,6 +119,14 @@ absl::Status RunWorker(const WorkerCommandOptions& options) {
   o.slots = options.slots;
   o.worker_id = options.worker_id;
   o.max_tasks = options.max_tasks;
+  for (const std::string& kv : options.backend_opts) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--backend-opt: expected KEY=VALUE, got \"", kv, "\""));
+    }
+    o.backend_options.params[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   FTB_ASSIGN_OR_RETURN(auto worker, workers::Worker::Create(std::move(o)));
   std::unique_ptr<WorkerMetrics> metrics;
   if (!options.metrics_listen.empty()) {

@@ -182,6 +182,8 @@ class Scheduler {
   storage::WriteBatch TakeBatch();
   // Marks the scheduler unusable after its batch failed to commit.
   void SetBroken(const absl::Status& why);
+  // The store batches are written to (for a caller that writes them itself).
+  storage::StateStore* store() const { return store_; }
 
   // Events logged since the last call, with their campaign ids.
   std::vector<std::pair<std::string, v1::CampaignEvent>> TakeEvents();

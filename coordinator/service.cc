@@ -23,6 +23,7 @@ SchedulerLoop::SchedulerLoop(std::unique_ptr<Scheduler> scheduler, int64_t tick_
                              std::function<void(Scheduler&)> on_tick)
     : scheduler_(std::move(scheduler)), tick_ms_(tick_ms), on_tick_(std::move(on_tick)) {
   thread_ = std::thread([this] { Loop(); });
+  commit_thread_ = std::thread([this] { CommitLoop(); });
 }
 
 SchedulerLoop::~SchedulerLoop() { Stop(); }
@@ -54,10 +55,11 @@ void SchedulerLoop::Unsubscribe(uint64_t handle) {
 void SchedulerLoop::Stop() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ && !thread_.joinable()) return;
+    if (stopping_ && !thread_.joinable() && !commit_thread_.joinable()) return;
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) thread_.join();  // runs what is queued, hands it on
+  if (commit_thread_.joinable()) commit_thread_.join();  // writes and completes it
 }
 
 uint64_t SchedulerLoop::batches() const {
@@ -82,15 +84,23 @@ void SchedulerLoop::Loop() {
   auto next_tick = std::chrono::steady_clock::now();
   auto next_progress = next_tick;
   absl::flat_hash_map<uint64_t, std::string> last_progress;  // by watcher handle
+  bool broken = false;
   while (true) {
     std::vector<Op> ops;
     bool stopping;
+    absl::Status failure;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(tick_ms_));
       ops.swap(queue_);
       stopping = stopping_;
       operations_ += ops.size();
+      failure = write_failure_;
+    }
+    if (!failure.ok() && !broken) {
+      // The in-memory state is ahead of the store: refuse further work.
+      scheduler_->SetBroken(failure);
+      broken = true;
     }
     const auto run_start = std::chrono::steady_clock::now();
     for (Op& op : ops) op.run(*scheduler_);
@@ -99,36 +109,18 @@ void SchedulerLoop::Loop() {
       if (on_tick_) on_tick_(*scheduler_);
       next_tick = std::chrono::steady_clock::now() + std::chrono::milliseconds(tick_ms_);
     }
-    const auto commit_start = std::chrono::steady_clock::now();
-    absl::Status status;
-    const bool commit = scheduler_->HasPendingWrites();
-    if (commit) status = scheduler_->Commit();  // one synced write for every op above
-    using Seconds = std::chrono::duration<double>;
-    const auto done_start = std::chrono::steady_clock::now();
+    Commit commit{scheduler_->TakeBatch(), std::move(ops), scheduler_->TakeEvents()};
     {
       absl::MutexLock lock(&mu_);
-      if (commit) ++batches_;
-      times_.run_seconds += Seconds(commit_start - run_start).count();
-      times_.commit_seconds += Seconds(done_start - commit_start).count();
+      times_.run_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     }
-    for (Op& op : ops) op.done(status);
-    {
-      const auto done_end = std::chrono::steady_clock::now();
-      absl::MutexLock lock(&mu_);
-      times_.done_seconds += Seconds(done_end - done_start).count();
-    }
-    std::vector<std::pair<std::string, v1::CampaignEvent>> events = scheduler_->TakeEvents();
-    if (!events.empty() && status.ok()) {
-      absl::MutexLock lock(&mu_);
-      for (const auto& [campaign, event] : events) {
-        for (const auto& [handle, id, sink] : sinks_) {
-          if (id == campaign) sink(event);
-        }
-      }
+    if (!commit.batch.empty() || !commit.ops.empty() || !commit.events.empty()) {
+      Enqueue(std::move(commit));
     }
     // Progress snapshots for watchers, at most every 500 ms per campaign and
     // only when something changed (completions are not logged as events).
-    if (status.ok() && std::chrono::steady_clock::now() >= next_progress) {
+    if (!broken && std::chrono::steady_clock::now() >= next_progress) {
       next_progress = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
       absl::MutexLock lock(&mu_);
       for (const auto& [handle, id, sink] : sinks_) {
@@ -146,7 +138,60 @@ void SchedulerLoop::Loop() {
     }
     if (stopping) {
       absl::MutexLock lock(&mu_);
-      if (queue_.empty()) return;
+      if (queue_.empty()) {
+        loop_done_ = true;
+        return;
+      }
+    }
+  }
+}
+
+void SchedulerLoop::Enqueue(Commit commit) {
+  absl::MutexLock lock(&mu_);
+  // One batch waits while one is written; meanwhile new operations queue up
+  // and the next batch grows.
+  auto room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return commits_.empty(); };
+  mu_.Await(absl::Condition(&room));
+  commits_.push_back(std::move(commit));
+}
+
+void SchedulerLoop::CommitLoop() {
+  storage::StateStore* store = scheduler_->store();
+  using Seconds = std::chrono::duration<double>;
+  while (true) {
+    Commit commit;
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !commits_.empty() || loop_done_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (commits_.empty()) return;  // the loop has ended and everything is written
+      commit = std::move(commits_.front());
+      commits_.pop_front();
+      status = write_failure_;
+    }
+    const auto commit_start = std::chrono::steady_clock::now();
+    const bool write = !commit.batch.empty() && status.ok();
+    if (write) status = store->Write(commit.batch);  // one synced write for the batch
+    const auto done_start = std::chrono::steady_clock::now();
+    if (!status.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (write_failure_.ok()) write_failure_ = status;
+    }
+    for (Op& op : commit.ops) op.done(status);
+    const auto done_end = std::chrono::steady_clock::now();
+    absl::MutexLock lock(&mu_);
+    if (write && status.ok()) ++batches_;
+    times_.commit_seconds += Seconds(done_start - commit_start).count();
+    times_.done_seconds += Seconds(done_end - done_start).count();
+    if (status.ok()) {
+      for (const auto& [campaign, event] : commit.events) {
+        for (const auto& [handle, id, sink] : sinks_) {
+          if (id == campaign) sink(event);
+        }
+      }
     }
   }
 }

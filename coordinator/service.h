@@ -2,14 +2,20 @@
 // and the loop that feeds it to the scheduler with group commit.
 //
 // Threading. gRPC callback threads never touch the scheduler. They validate
-// a request, then Post() an operation to the SchedulerLoop's single thread.
-// That thread runs every queued operation, writes all their state changes as
-// ONE synced batch, and only then completes the RPCs (durable before
-// acknowledged). While a batch is being written, new requests queue and go
-// into the next batch, so under load one fsync serves many RPCs.
+// a request, then Post() an operation to the SchedulerLoop's thread. That
+// thread runs every queued operation and hands all their state changes, as
+// ONE batch, to a commit thread, which writes it (synced) and only then
+// completes the RPCs (durable before acknowledged). The two are pipelined:
+// while batch N is being written, the loop already runs the operations of
+// batch N+1 against the in-memory state. Batches are written in order and
+// an RPC is acknowledged only after its own batch (so every earlier one) is
+// durable; if a write fails, no later batch is written or acknowledged and
+// the scheduler refuses further work (restart to recover from the store).
+// Under load one fsync serves many RPCs.
 #ifndef FTB_COORDINATOR_SERVICE_H_
 #define FTB_COORDINATOR_SERVICE_H_
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,16 +55,17 @@ class SchedulerLoop {
   uint64_t Subscribe(const std::string& campaign_id, EventSink sink);
   void Unsubscribe(uint64_t handle);
 
-  // Runs what is queued, commits, and joins the thread. Idempotent.
+  // Runs what is queued, writes it, and joins both threads. Idempotent.
   void Stop();
 
   // Batches committed and operations run, for tests and benchmarks.
   uint64_t batches() const;
   uint64_t operations() const;
 
-  // Where the loop thread's time went since it started (benchmarks): running
-  // operations (and ticks), committing (one synced write per batch), and
-  // completing the RPCs (their `done` callbacks). The rest was waiting.
+  // Where the time went since it started (benchmarks): the loop thread
+  // running operations (and ticks), and the commit thread writing batches
+  // (one synced write each) and completing the RPCs (their `done`
+  // callbacks). The two threads overlap; the rest was waiting.
   struct Times {
     double run_seconds = 0;
     double commit_seconds = 0;
@@ -71,7 +78,17 @@ class SchedulerLoop {
     std::function<void(Scheduler&)> run;
     std::function<void(const absl::Status&)> done;
   };
+  // One batch on its way to the store: the writes of `ops`, their callbacks
+  // and the events to publish once it is durable.
+  struct Commit {
+    storage::WriteBatch batch;
+    std::vector<Op> ops;
+    std::vector<std::pair<std::string, v1::CampaignEvent>> events;
+  };
   void Loop();
+  void CommitLoop();
+  // Waits until the commit thread can take another batch, then queues it.
+  void Enqueue(Commit commit);
 
   std::unique_ptr<Scheduler> scheduler_;  // loop thread only
   const int64_t tick_ms_;
@@ -84,7 +101,14 @@ class SchedulerLoop {
   Times times_ ABSL_GUARDED_BY(mu_);
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::tuple<uint64_t, std::string, EventSink>> sinks_ ABSL_GUARDED_BY(mu_);
+  // The commit thread's queue (at most one batch waits while one is written)
+  // and the first failed write, after which nothing more is written.
+  std::deque<Commit> commits_ ABSL_GUARDED_BY(mu_);
+  bool committing_ ABSL_GUARDED_BY(mu_) = false;
+  bool loop_done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+  std::thread commit_thread_;
 };
 
 // Implements ftb.v1.Coordinator. Thread-safe. Malformed requests get

@@ -1,7 +1,13 @@
 // The gRPC service on a real loopback server (in-memory store).
 #include "coordinator/service.h"
 
+#include <atomic>
 #include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/ids.h"
+#include "storage/memory_state_store.h"
 
 #include "gtest/gtest.h"
 
@@ -228,6 +234,129 @@ TEST_F(ServiceTest, CancelAndUnknownIds) {
   v1::LeaseTasksResponse out;
   EXPECT_EQ(Call(&v1::Coordinator::Stub::LeaseTasks, lease, &out).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+
+// --- SchedulerLoop: pipelined group commit ---------------------------------------
+
+// A store whose writes fail once `fail` is set (a full disk, a dead volume).
+class FailingStore : public storage::MemoryStateStore {
+ public:
+  absl::Status Write(const storage::WriteBatch& batch) override {
+    if (fail) return absl::UnavailableError("disk on fire");
+    writes.fetch_add(1);
+    return MemoryStateStore::Write(batch);
+  }
+  std::atomic<bool> fail{false};
+  std::atomic<int> writes{0};
+};
+
+v1::CampaignSpec LoopSpec(const std::string& name) {
+  v1::CampaignSpec spec;
+  spec.set_name(name);
+  auto* d = spec.add_datasets();
+  d->set_name("people");
+  d->set_source(v1::DATASET_SOURCE_BUILTIN);
+  auto* m = spec.add_models();
+  m->set_name("fixture");
+  m->set_backend("test");
+  spec.mutable_grid()->add_epochs(1);
+  spec.mutable_grid()->add_learning_rate_multiplier(1);
+  spec.mutable_grid()->add_batch_size(1);
+  spec.mutable_grid()->add_seed(0);
+  return spec;
+}
+
+// Posts a Submit and waits for its acknowledgement.
+absl::Status SubmitThrough(SchedulerLoop& loop, const std::string& name) {
+  absl::Notification done;
+  absl::Status result;
+  loop.Post(
+      [&](Scheduler& s) {
+        auto r = s.Submit(LoopSpec(name), {DatasetSummary{"people", "f00d", 6, 12, {}}}, "", "");
+        if (!r.ok()) result = r.status();
+      },
+      [&](const absl::Status& status) {
+        if (result.ok()) result = status;
+        done.Notify();
+      });
+  done.WaitForNotification();
+  return result;
+}
+
+TEST(SchedulerLoopTest, AcknowledgesOnlyDurableWorkAndStopsAfterAFailedWrite) {
+  FailingStore store;
+  SequentialIdSource ids;
+  auto scheduler = std::make_unique<Scheduler>(&store, RealClock::Get(), &ids);
+  ASSERT_TRUE(scheduler->Recover().ok());
+  SchedulerLoop loop(std::move(scheduler), /*tick_ms=*/10);
+  ASSERT_TRUE(SubmitThrough(loop, "first").ok());
+  ASSERT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), 1u);
+
+  store.fail = true;
+  absl::Status failed = SubmitThrough(loop, "second");
+  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  // The in-memory state is now ahead of the store: everything after the
+  // failed write is refused, reads included, even once the disk is back.
+  store.fail = false;
+  EXPECT_FALSE(SubmitThrough(loop, "third").ok());
+  absl::Notification read_done;
+  absl::Status read_status;
+  loop.Post([](Scheduler& s) { (void)s.List(); },
+            [&](const absl::Status& status) {
+              read_status = status;
+              read_done.Notify();
+            });
+  read_done.WaitForNotification();
+  EXPECT_FALSE(read_status.ok());
+  loop.Stop();
+  EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), 1u);
+}
+
+TEST(SchedulerLoopTest, ConcurrentPostsShareBatchesAndAllComplete) {
+  FailingStore store;
+  SequentialIdSource ids;
+  auto scheduler = std::make_unique<Scheduler>(&store, RealClock::Get(), &ids);
+  ASSERT_TRUE(scheduler->Recover().ok());
+  SchedulerLoop loop(std::move(scheduler), /*tick_ms=*/10);
+  constexpr int kThreads = 4, kEach = 50;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        if (SubmitThrough(loop, absl::StrCat("c", t, "-", i)).ok()) ok.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  loop.Stop();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), size_t{kThreads * kEach});
+  EXPECT_EQ(loop.batches(), uint64_t(store.writes.load()));
+  EXPECT_LE(loop.batches(), loop.operations());
+}
+
+TEST(SchedulerLoopTest, StopWritesWhatWasQueued) {
+  FailingStore store;
+  SequentialIdSource ids;
+  auto scheduler = std::make_unique<Scheduler>(&store, RealClock::Get(), &ids);
+  ASSERT_TRUE(scheduler->Recover().ok());
+  SchedulerLoop loop(std::move(scheduler), /*tick_ms=*/1000);
+  std::atomic<int> acknowledged{0};
+  for (int i = 0; i < 20; ++i) {
+    loop.Post(
+        [i](Scheduler& s) {
+          (void)s.Submit(LoopSpec(absl::StrCat("q", i)),
+                         {DatasetSummary{"people", "f00d", 6, 12, {}}}, "", "");
+        },
+        [&](const absl::Status& status) {
+          if (status.ok()) acknowledged.fetch_add(1);
+        });
+  }
+  loop.Stop();
+  EXPECT_EQ(acknowledged.load(), 20);
+  EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), 20u);
 }
 
 }  // namespace

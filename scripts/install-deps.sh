@@ -14,7 +14,7 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc
   libabsl-dev librocksdb-dev prometheus-cpp-dev
   libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libeigen3-dev libjemalloc-dev
 )
 test_pkgs=(
   python3-grpcio python3-protobuf python3-jsonschema chromium prometheus openssl iproute2 curl
@@ -37,13 +37,15 @@ for p in "${want[@]}"; do
   fi
 done
 
-if [[ ${#missing[@]} -eq 0 ]]; then
-  exit 0
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-
-echo "install-deps: installing ${missing[*]}" >&2
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Chart rendering and validation tools (npm, pinned; see tests/deploy/).
+if [[ "${1:-}" == --test ]]; then
+  "$(dirname "$0")/../tests/deploy/install-tools.sh"
+fi
