@@ -4,6 +4,7 @@
 #include <csignal>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -19,6 +20,7 @@
 #include "ftb/v1/coordinator.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "spec/spec.h"
 
 namespace ftb::cli {
 namespace {
@@ -163,10 +165,18 @@ absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
   if (!f) return absl::NotFoundError(absl::StrCat(spec_path, ": cannot read the spec"));
   std::stringstream text;
   text << f.rdbuf();
+  // Checked here first (errors name the local file), which also collects
+  // the ${NAME} values to send: the coordinator expands nothing from its own
+  // environment.
+  std::map<std::string, std::string> used;
+  FTB_RETURN_IF_ERROR(
+      spec::ParseCampaignSpec(text.str(), spec_path, spec::RecordingEnv(spec::ProcessEnv(), &used))
+          .status());
   v1::SubmitCampaignRequest request;
   request.set_spec_yaml(text.str());
   request.set_spec_filename(spec_path);
   request.set_request_id(request_id);
+  request.mutable_env()->insert(used.begin(), used.end());
   v1::SubmitCampaignResponse response;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, client);

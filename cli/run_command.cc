@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -124,8 +125,10 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
     yaml = s.str();
     filename = options.spec_path;
   }
+  std::map<std::string, std::string> env;  // the ${NAME} values the spec uses
   FTB_ASSIGN_OR_RETURN(v1::CampaignSpec spec,
-                       spec::ParseCampaignSpec(yaml, filename, spec::ProcessEnv()));
+                       spec::ParseCampaignSpec(yaml, filename,
+                                               spec::RecordingEnv(spec::ProcessEnv(), &env)));
 
   coordinator::CoordinatorOptions co;
   co.listen = "127.0.0.1:0";
@@ -161,7 +164,10 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
   v1::SubmitCampaignRequest submit;
   submit.set_spec_yaml(yaml);
   submit.set_spec_filename(filename);
-  submit.set_request_id(absl::StrCat("ftb-run:", Sha256Hex(yaml)));
+  submit.mutable_env()->insert(env.begin(), env.end());
+  std::string identity = yaml;  // the same text and variables: the same campaign
+  for (const auto& [name, value] : env) absl::StrAppend(&identity, "\n", name, "=", value);
+  submit.set_request_id(absl::StrCat("ftb-run:", Sha256Hex(identity)));
   v1::SubmitCampaignResponse submitted;
   {
     grpc::ClientContext ctx;

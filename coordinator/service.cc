@@ -250,7 +250,8 @@ absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> Prepare
   }
   std::string filename = r.spec_filename().empty() ? "<submitted>" : r.spec_filename();
   FTB_ASSIGN_OR_RETURN(v1::CampaignSpec spec,
-                       spec::ParseCampaignSpec(r.spec_yaml(), filename, spec::ProcessEnv()));
+                       spec::ParseCampaignSpec(r.spec_yaml(), filename,
+                                               spec::MapEnv({r.env().begin(), r.env().end()})));
   std::vector<DatasetSummary> summaries;
   for (const v1::DatasetSpec& ds : spec.datasets()) {
     absl::StatusOr<v1::Dataset> data = datasets::LoadDataset(ds);

@@ -1,6 +1,7 @@
 // The gRPC service on a real loopback server (in-memory store).
 #include "coordinator/service.h"
 
+#include <cstdlib>
 #include <atomic>
 #include <thread>
 
@@ -207,6 +208,34 @@ TEST_F(ServiceTest, LeaseCompleteAndWatchToTheEnd) {
   ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetCampaign, get, &status).ok());
   EXPECT_EQ(status.progress().tasks_done(), 2u);
   EXPECT_GE(server_->loop()->operations(), server_->loop()->batches());
+}
+
+TEST_F(ServiceTest, SubmittedSpecsExpandOnlyTheVariablesTheClientSent) {
+  // The coordinator's own environment may hold secrets: a submitted spec
+  // must not be able to read them back through ${NAME}.
+  ::setenv("FTB_SERVICE_TEST_SECRET", "s3cr3t-value", 1);
+  std::string yaml = kSpec;
+  yaml.replace(yaml.find("name: fixture"), 13, "name: \"${FTB_SERVICE_TEST_SECRET}\"");
+  v1::SubmitCampaignRequest req;
+  req.set_spec_yaml(yaml);
+  req.set_spec_filename("svc.yaml");
+  v1::SubmitCampaignResponse resp;
+  grpc::Status s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("environment variable FTB_SERVICE_TEST_SECRET is not set"),
+            std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(s.error_message().find("s3cr3t"), std::string::npos);
+  // Sent by the client, the value is used.
+  (*req.mutable_env())["FTB_SERVICE_TEST_SECRET"] = "model-from-client";
+  s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::GetCampaignRequest get;
+  get.set_campaign_id(resp.campaign_id());
+  v1::GetCampaignResponse got;
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetCampaign, get, &got).ok());
+  EXPECT_EQ(got.spec().models(0).name(), "model-from-client");
+  ::unsetenv("FTB_SERVICE_TEST_SECRET");
 }
 
 TEST_F(ServiceTest, CancelAndUnknownIds) {

@@ -1067,6 +1067,22 @@ EnvLookup ProcessEnv() {
   };
 }
 
+EnvLookup MapEnv(std::map<std::string, std::string> values) {
+  return [values = std::move(values)](std::string_view name) -> std::optional<std::string> {
+    auto it = values.find(std::string(name));
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+EnvLookup RecordingEnv(EnvLookup base, std::map<std::string, std::string>* used) {
+  return [base = std::move(base), used](std::string_view name) -> std::optional<std::string> {
+    std::optional<std::string> value = base(name);
+    if (value) (*used)[std::string(name)] = *value;
+    return value;
+  };
+}
+
 absl::StatusOr<v1::CampaignSpec> ParseCampaignSpec(std::string_view yaml, std::string_view filename,
                                                    const EnvLookup& env) {
   return Parser(absl::string_view(filename.data(), filename.size()), env)

@@ -10,6 +10,7 @@
 #define FTB_SPEC_SPEC_H_
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ namespace ftb::spec {
 using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // The process environment.
 EnvLookup ProcessEnv();
+// Only the variables in `values`.
+EnvLookup MapEnv(std::map<std::string, std::string> values);
+// `base`, recording into *used each variable it finds (name -> value), e.g.
+// to send a spec's variables along with it. `used` must outlive the lookup.
+EnvLookup RecordingEnv(EnvLookup base, std::map<std::string, std::string>* used);
 
 // Parses and validates a spec and fills defaults (see docs/spec.md).
 absl::StatusOr<v1::CampaignSpec> ParseCampaignSpec(std::string_view yaml,

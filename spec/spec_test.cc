@@ -821,6 +821,27 @@ TEST(SpecTest, ProcessEnvReadsTheEnvironment) {
   EXPECT_EQ(env("FTB_SPEC_TEST_UNSET"), std::nullopt);
 }
 
+TEST(SpecTest, RecordingEnvCollectsWhatTheSpecUsesAndMapEnvServesIt) {
+  std::map<std::string, std::string> used;
+  const std::string yaml =
+      "name: c\n"
+      "datasets:\n"
+      "- {source: builtin, name: people}\n"
+      "models:\n"
+      "- {name: \"${MODEL_NAME}\", backend: test}\n";
+  auto spec = ParseCampaignSpec(
+      yaml, "c.yaml",
+      RecordingEnv(MapEnv({{"MODEL_NAME", "m1"}, {"UNUSED", "secret"}}), &used));
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(used, (std::map<std::string, std::string>{{"MODEL_NAME", "m1"}}));
+  // What was recorded is all a later parse needs.
+  auto again = ParseCampaignSpec(yaml, "c.yaml", MapEnv(used));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->models(0).name(), "m1");
+  EXPECT_EQ(std::string(ParseCampaignSpec(yaml, "c.yaml", MapEnv({})).status().message()),
+            "c.yaml:5:10: models[0].name: environment variable MODEL_NAME is not set");
+}
+
 TEST(SpecTest, OptionsAliasBombIsRejected) {
   // 10 levels of 10 aliases each would be 10^10 values.
   std::string yaml =
@@ -883,7 +904,8 @@ TEST(SpecFilesTest, EveryShippedCampaignParses) {
         yaml, file.filename().string(), FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"},
                                                      {"OPENAI_BASE_URL", "http://127.0.0.1:1/v1"},
                                                      {"VERTEX_PROJECT", "my-project"},
-                                                     {"VERTEX_DATA_URI", "gs://bucket/data"}}));
+                                                     {"VERTEX_DATA_URI", "gs://bucket/data"},
+                                                     {"VERTEX_BASE_URL", "http://127.0.0.1:1"}}));
     ASSERT_TRUE(spec.ok()) << spec.status();
     EXPECT_EQ(spec->name(), file.stem().string());
   }
@@ -913,7 +935,8 @@ TEST(SpecFilesTest, DocumentedExamplesParse) {
         ParseCampaignSpec(yaml, "spec.md", FakeEnv({{"FINETUNEBENCH_DIR", "/data/FineTuneBench"},
                                                      {"OPENAI_BASE_URL", "http://127.0.0.1:1/v1"},
                                                      {"VERTEX_PROJECT", "my-project"},
-                                                     {"VERTEX_DATA_URI", "gs://bucket/data"}}));
+                                                     {"VERTEX_DATA_URI", "gs://bucket/data"},
+                                                     {"VERTEX_BASE_URL", "http://127.0.0.1:1"}}));
     EXPECT_TRUE(spec.ok()) << spec.status() << "\n" << yaml;
   }
 }
