@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
                         "File holding the token clients must send (default: $FTB_AUTH_TOKEN; "
                         "neither = no token required)");
   coord_cmd->add_flag("--allow-anonymous-read", coord.allow_anonymous_read,
-                      "Let GetCampaign/ListCampaigns/WatchCampaign through without a token");
+                      "Let the reads (status, watch, report) through without a token");
   coord_cmd->add_option("--max-campaign-cells", coord.max_campaign_cells,
                         "Largest campaign accepted, in cells")
       ->capture_default_str();

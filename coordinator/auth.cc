@@ -22,7 +22,8 @@ constexpr std::string_view kCoordinatorPrefix = "/ftb.v1.Coordinator/";
 bool IsReadOnly(std::string_view method) {
   if (!method.starts_with(kCoordinatorPrefix)) return false;
   std::string_view name = method.substr(kCoordinatorPrefix.size());
-  return name == "GetCampaign" || name == "ListCampaigns" || name == "WatchCampaign";
+  return name == "GetCampaign" || name == "ListCampaigns" || name == "WatchCampaign" ||
+         name == "ExportCampaign";
 }
 
 std::array<uint8_t, 32> Digest(std::string_view s) {

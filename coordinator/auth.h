@@ -14,7 +14,7 @@
 //   /grpc.health.v1.Health/*             always allowed (probes carry no
 //                                        token);
 //   GetCampaign, ListCampaigns,          need the token, unless
-//   WatchCampaign                        allow_anonymous_read and the call
+//   WatchCampaign, ExportCampaign        allow_anonymous_read and the call
 //                                        carries no authorization header;
 //   everything else (worker RPCs,        need the token.
 //   Submit/Cancel/UpdateBudget,

@@ -62,7 +62,7 @@ TEST(CallAuthorizerTest, AnonymousReadsOnlyWhenConfiguredAndOnlyWithoutAHeader) 
   o.allow_anonymous_read = true;
   CallAuthorizer a(o, &clock);
   for (const char* m : {"/ftb.v1.Coordinator/GetCampaign", kList,
-                        "/ftb.v1.Coordinator/WatchCampaign"}) {
+                        "/ftb.v1.Coordinator/WatchCampaign", "/ftb.v1.Coordinator/ExportCampaign"}) {
     EXPECT_TRUE(a.Authorize(m, std::nullopt, "shared").ok()) << m;
     EXPECT_EQ(a.Authorize(m, std::string_view("Bearer wrong"), "shared").code(),
               absl::StatusCode::kUnauthenticated)
@@ -70,7 +70,7 @@ TEST(CallAuthorizerTest, AnonymousReadsOnlyWhenConfiguredAndOnlyWithoutAHeader) 
   }
   for (const char* m : {kSubmit, kComplete, "/ftb.v1.Coordinator/CancelCampaign",
                         "/ftb.v1.Coordinator/UpdateBudget", "/ftb.v1.Coordinator/LeaseTasks",
-                        "/ftb.v1.Coordinator/ExportCampaign"}) {
+                        "/ftb.v1.Coordinator/RecordTaskIntent"}) {
     EXPECT_EQ(a.Authorize(m, std::nullopt, "shared").code(), absl::StatusCode::kUnauthenticated)
         << m;
   }
