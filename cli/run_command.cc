@@ -179,6 +179,27 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
   out << (submitted.already_existed() ? "resuming" : "started") << " campaign " << spec.name()
       << " (" << id << "): " << submitted.cells() << " cells; state " << options.state_dir
       << std::endl;
+  if (submitted.already_existed()) {
+    // A campaign a provider paused (out of quota) resumes when run again:
+    // running it again is how the user says the quota is back.
+    v1::GetCampaignRequest get;
+    get.set_campaign_id(id);
+    v1::GetCampaignResponse got;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (stub->GetCampaign(&ctx, get, &got).ok() &&
+        got.progress().state() == v1::CAMPAIGN_STATE_PAUSED_PROVIDER) {
+      v1::UpdateBudgetRequest resume;
+      resume.set_campaign_id(id);
+      v1::UpdateBudgetResponse resumed;
+      grpc::ClientContext rctx;
+      rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      grpc::Status s = stub->UpdateBudget(&rctx, resume, &resumed);
+      if (!s.ok()) return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+      out << "resumed after a provider pause (" << got.progress().status_message() << ")"
+          << std::endl;
+    }
+  }
 
   std::vector<std::thread> threads;
   for (auto& w : pool) threads.emplace_back([w = w.get()] { (void)w->Run(); });
@@ -207,9 +228,11 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
       }
       double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       double rate = secs > 0 ? (finished - first_finished) / secs : 0;
-      // A campaign paused by its budget will not move on its own here.
-      bool ended = p.state() != v1::CAMPAIGN_STATE_RUNNING &&
-                   !(p.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET && p.tasks_leased() > 0);
+      // A campaign paused by its budget or its provider will not move on its
+      // own here (tasks already running still finish).
+      const bool paused = p.state() == v1::CAMPAIGN_STATE_PAUSED_BUDGET ||
+                          p.state() == v1::CAMPAIGN_STATE_PAUSED_PROVIDER;
+      bool ended = p.state() != v1::CAMPAIGN_STATE_RUNNING && !(paused && p.tasks_leased() > 0);
       auto now = std::chrono::steady_clock::now();
       if (tty) {
         out << "\r\033[K" << Bar(p, rate, true) << std::flush;
@@ -241,6 +264,13 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
     return absl::FailedPreconditionError(absl::StrCat(
         "paused by its budget: ", p.status_message(),
         " (with ftb run: raise budget.usd in the spec and run again on a fresh --state)"));
+  }
+  if (written.ok() && p.state() == v1::CAMPAIGN_STATE_PAUSED_PROVIDER) {
+    server->Shutdown();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "paused by the provider: ", p.status_message(),
+        " (restore the quota, then run again with --state ", options.state_dir,
+        " to resume; nothing done so far is redone)"));
   }
   std::string state = v1::CampaignState_Name(p.state());
   out << "campaign " << id << ": " << p.cells_done() << " of " << p.cells_total()
