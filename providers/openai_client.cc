@@ -2,117 +2,37 @@
 
 #include <utility>
 
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "providers/provider_stats.h"
 
 namespace ftb::providers {
 
-// --- ProviderStats ----------------------------------------------------------
-
-ProviderStats& ProviderStats::Global() {
-  static auto* stats = new ProviderStats;
-  return *stats;
-}
-
-void ProviderStats::CountRequest(const std::string& provider, const std::string& status) {
-  absl::MutexLock lock(&mu_);
-  ++counts_.requests[{provider, status}];
-}
-
-void ProviderStats::CountRetry(const std::string& provider) {
-  absl::MutexLock lock(&mu_);
-  ++counts_.retries[provider];
-}
-
-ProviderStats::Snapshot ProviderStats::Get() const {
-  absl::MutexLock lock(&mu_);
-  return counts_;
-}
-
 // --- OpenAiClient -------------------------------------------------------------
 
-Sleeper PlainSleeper() {
-  return [](absl::Duration d) {
-    absl::SleepFor(d);
-    return true;
-  };
+namespace {
+
+RestClientOptions RestOptions(const OpenAiClientOptions& o) {
+  RestClientOptions r;
+  r.provider = o.provider;
+  r.retry = o.retry;
+  r.requests_per_minute = o.requests_per_minute;
+  r.tokens_per_minute = o.tokens_per_minute;
+  r.timeout = o.timeout;
+  r.clock = o.clock;
+  r.jitter_seed = o.jitter_seed;
+  return r;
 }
 
-std::string UrlEncode(const std::string& text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
+}  // namespace
 
 OpenAiClient::OpenAiClient(OpenAiClientOptions options, std::unique_ptr<HttpTransport> transport)
-    : options_(std::move(options)),
-      transport_(std::move(transport)),
-      policy_(options_.retry),
-      limiter_(options_.requests_per_minute, options_.tokens_per_minute,
-               options_.clock != nullptr ? options_.clock : RealClock::Get()),
-      rng_(options_.jitter_seed) {}
-
-absl::Status OpenAiClient::Redacted(const absl::Status& status) const {
-  if (status.ok()) return status;
-  absl::Status out(status.code(), Redact(std::string(status.message()), options_.api_key));
-  status.ForEachPayload(
-      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
-  return out;
-}
+    : options_(std::move(options)), rest_(RestOptions(options_), std::move(transport)) {}
 
 absl::StatusOr<Json> OpenAiClient::Call(const std::string& method, const std::string& path,
                                         const std::string& body,
                                         const std::string& content_type,
                                         double estimated_tokens, const Sleeper& sleep) {
-  HttpRequest request;
-  request.method = method;
-  request.url = options_.base_url + path;
-  request.timeout = options_.timeout;
-  request.headers.emplace_back("Authorization", absl::StrCat("Bearer ", options_.api_key));
-  request.headers.emplace_back("Accept", "application/json");
-  if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
-  request.body = body;
-  // The path without its query, for messages (queries hold no secrets, but
-  // keep messages short).
-  const std::string what = absl::StrCat(method, " ", path.substr(0, path.find('?')));
-  ProviderStats& stats = ProviderStats::Global();
-  for (int attempt = 1;; ++attempt) {
-    if (!limiter_.Acquire(estimated_tokens, sleep)) {
-      return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-    }
-    absl::StatusOr<HttpResponse> reply = transport_->Send(request);
-    stats.CountRequest(options_.provider, reply.ok() ? absl::StrCat(reply->status) : "error");
-    if (reply.ok()) limiter_.Observe(*reply);
-    RetryDecision decision;
-    {
-      absl::MutexLock lock(&rng_mu_);
-      decision = policy_.Decide(attempt, what, reply, rng_);
-    }
-    if (decision.retry) {
-      stats.CountRetry(options_.provider);
-      if (!sleep(decision.delay)) return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-      continue;
-    }
-    if (!decision.error.ok()) return Redacted(decision.error);
-    Json json = Json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded()) {
-      return absl::InternalError(absl::StrCat(what, ": HTTP ", reply->status,
-                                              " with a body that is not JSON: ",
-                                              Redact(reply->body.substr(0, 200), options_.api_key)));
-    }
-    return json;
-  }
+  return rest_.Call(method, options_.base_url + path, options_.api_key, body, content_type,
+                    estimated_tokens, sleep);
 }
 
 absl::StatusOr<std::vector<Json>> OpenAiClient::ListAll(const std::string& path_and_query,

@@ -2,9 +2,9 @@
 // fine-tuning jobs and chat completions, over an HttpTransport (libcurl in
 // production, scripted in tests).
 //
-// Every call goes through the rate limiter (rate_limit.h), then is retried
-// per RetryPolicy (retry.h): connection errors, 408, 409, 429 and 5xx with
-// backoff honouring retry-after(-ms); never 400/401/403/404; a 429
+// Every call goes through RestClient (rest_client.h): the rate limiter, then
+// retries per RetryPolicy (retry.h): connection errors, 408, 409, 429 and
+// 5xx with backoff honouring retry-after(-ms); never 400/401/403/404; a 429
 // `insufficient_quota` returns at once with IsInsufficientQuota(). Every
 // attempt and retry is counted in ProviderStats::Global().
 //
@@ -30,11 +30,10 @@
 #include "nlohmann/json.hpp"
 #include "providers/http.h"
 #include "providers/rate_limit.h"
+#include "providers/rest_client.h"
 #include "providers/retry.h"
 
 namespace ftb::providers {
-
-using Json = nlohmann::json;
 
 struct OpenAiClientOptions {
   // Up to and including the version, without a trailing slash.
@@ -51,12 +50,6 @@ struct OpenAiClientOptions {
   const Clock* clock = nullptr;
   uint64_t jitter_seed = 0x0f7b;
 };
-
-// Waits between attempts; returns false to give up (the caller was
-// cancelled), which ends the call with kCancelled.
-using Sleeper = std::function<bool(absl::Duration)>;
-// absl::SleepFor, never cancelled.
-Sleeper PlainSleeper();
 
 class OpenAiClient {
  public:
@@ -96,24 +89,15 @@ class OpenAiClient {
                             const std::string& body, const std::string& content_type,
                             double estimated_tokens, const Sleeper& sleep);
 
-  RateLimiter& limiter() { return limiter_; }
+  RateLimiter& limiter() { return rest_.limiter(); }
   const OpenAiClientOptions& options() const { return options_; }
 
  private:
   absl::StatusOr<std::vector<Json>> ListAll(const std::string& path_and_query,
                                             const Sleeper& sleep);
-  absl::Status Redacted(const absl::Status& status) const;
-
   const OpenAiClientOptions options_;
-  const std::unique_ptr<HttpTransport> transport_;
-  const RetryPolicy policy_;
-  RateLimiter limiter_;
-  absl::Mutex rng_mu_;
-  Rng rng_ ABSL_GUARDED_BY(rng_mu_);
+  RestClient rest_;
 };
-
-// "%XX"-escapes everything but unreserved characters (RFC 3986).
-std::string UrlEncode(const std::string& text);
 
 }  // namespace ftb::providers
 

@@ -1,4 +1,5 @@
 #include <deque>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "providers/provider_stats.h"
 #include "providers/rate_limit.h"
 #include "providers/retry.h"
+#include "providers/vertex_client.h"
 
 namespace ftb::providers {
 namespace {
@@ -358,6 +360,195 @@ TEST(MultipartBody, EncodesFieldsAndFile) {
 TEST(Redact, ReplacesEveryOccurrence) {
   EXPECT_EQ(Redact("a KEY b KEY", "KEY"), "a [REDACTED] b [REDACTED]");
   EXPECT_EQ(Redact("nothing", ""), "nothing");
+}
+
+
+// --- VertexClient over a scripted transport -------------------------------------------
+
+std::string GoogleError(int code, const std::string& status, const std::string& message) {
+  return Json{{"error", {{"code", code}, {"message", message}, {"status", status}}}}.dump();
+}
+
+struct VertexFixture {
+  explicit VertexFixture(VertexClientOptions o = {}) {
+    auto t = std::make_unique<ScriptedTransport>();
+    transport = t.get();
+    if (o.project.empty()) o.project = "proj";
+    if (o.access_token.empty() && o.token_command.empty()) o.access_token = "ya29.static-SECRET";
+    o.rest.retry.max_attempts = 4;
+    client = std::make_unique<VertexClient>(o, std::move(t));
+  }
+  Sleeper sleeper() {
+    return [this](absl::Duration d) {
+      slept.push_back(d);
+      return true;
+    };
+  }
+  std::string Header(size_t request, const std::string& name) const {
+    for (const auto& [n, v] : transport->requests.at(request).headers) {
+      if (n == name) return v;
+    }
+    return "";
+  }
+  ScriptedTransport* transport;
+  std::unique_ptr<VertexClient> client;
+  std::vector<absl::Duration> slept;
+};
+
+TEST(VertexClient, PathsBodiesAndTheRegionalDefaultEndpoint) {
+  VertexClientOptions o;
+  o.location = "europe-west4";
+  VertexFixture f(o);
+  f.transport->Push(Reply(200, R"({"name":"projects/123/locations/europe-west4/tuningJobs/9","state":"JOB_STATE_PENDING"})"));
+  absl::StatusOr<Json> job = f.client->CreateTuningJob(
+      Json{{"baseModel", "gemini-1.5-flash-002"}}, f.sleeper());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ((*job)["state"], "JOB_STATE_PENDING");
+  const HttpRequest& create = f.transport->requests[0];
+  EXPECT_EQ(create.method, "POST");
+  EXPECT_EQ(create.url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj/locations/"
+            "europe-west4/tuningJobs");
+  EXPECT_EQ(Json::parse(create.body)["baseModel"], "gemini-1.5-flash-002");
+  EXPECT_EQ(f.Header(0, "Authorization"), "Bearer ya29.static-SECRET");
+  EXPECT_EQ(f.Header(0, "Content-Type"), "application/json");
+
+  // A bare id is completed with the parent; a full name (with the project
+  // number, as Vertex returns it) is used as is.
+  ASSERT_TRUE(f.client->GetTuningJob("42", f.sleeper()).ok());
+  EXPECT_EQ(f.transport->requests[1].url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/proj/locations/"
+            "europe-west4/tuningJobs/42");
+  EXPECT_EQ(f.transport->requests[1].method, "GET");
+  ASSERT_TRUE(f.client->CancelTuningJob("projects/123/locations/europe-west4/tuningJobs/9",
+                                        f.sleeper()).ok());
+  EXPECT_EQ(f.transport->requests[2].url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/123/locations/"
+            "europe-west4/tuningJobs/9:cancel");
+  Json request = {{"contents", Json::array({{{"role", "user"}, {"parts", Json::array({{{"text", "Q?"}}})}}})}};
+  ASSERT_TRUE(f.client->GenerateContent("projects/123/locations/europe-west4/endpoints/77", request,
+                                        10, f.sleeper()).ok());
+  EXPECT_EQ(f.transport->requests[3].url,
+            "https://europe-west4-aiplatform.googleapis.com/v1/projects/123/locations/"
+            "europe-west4/endpoints/77:generateContent");
+  EXPECT_EQ(Json::parse(f.transport->requests[3].body), request);
+}
+
+TEST(VertexClient, ListFollowsPageTokensAndEncodesTheFilter) {
+  VertexClientOptions o;
+  o.base_url = "http://fake/";
+  VertexFixture f(o);
+  f.transport->Push(Reply(200, R"({"tuningJobs":[{"name":"a"},{"name":"b"}],"nextPageToken":"t=1"})"));
+  f.transport->Push(Reply(200, R"({"tuningJobs":[{"name":"c"}]})"));
+  absl::StatusOr<std::vector<Json>> jobs =
+      f.client->ListTuningJobs("labels.ftb-tag=ftb-1-e2", f.sleeper());
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 3u);
+  EXPECT_EQ((*jobs)[2]["name"], "c");
+  ASSERT_EQ(f.transport->requests.size(), 2u);
+  EXPECT_EQ(f.transport->requests[0].url,
+            "http://fake/v1/projects/proj/locations/us-central1/tuningJobs?pageSize=100&filter="
+            "labels.ftb-tag%3Dftb-1-e2");
+  EXPECT_EQ(f.transport->requests[1].url,
+            "http://fake/v1/projects/proj/locations/us-central1/tuningJobs?pageSize=100&filter="
+            "labels.ftb-tag%3Dftb-1-e2&pageToken=t%3D1");
+  // An empty list is an empty object.
+  f.transport->Push(Reply(200, "{}"));
+  jobs = f.client->ListTuningJobs("", f.sleeper());
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  EXPECT_TRUE(jobs->empty());
+}
+
+TEST(VertexClient, RetriesGoogleErrorsAndNamesTheStatus) {
+  VertexFixture f;
+  auto before = ProviderStats::Global().Get();
+  f.transport->Push(Reply(429, GoogleError(429, "RESOURCE_EXHAUSTED", "Quota exceeded"),
+                          {{"retry-after", "2"}}));
+  f.transport->Push(Reply(503, GoogleError(503, "UNAVAILABLE", "try later")));
+  f.transport->Push(Reply(200, R"({"state":"JOB_STATE_RUNNING"})"));
+  absl::StatusOr<Json> job = f.client->GetTuningJob("1", f.sleeper());
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(f.slept.size(), 2u);
+  EXPECT_EQ(f.slept[0], absl::Seconds(2));
+  auto after = ProviderStats::Global().Get();
+  EXPECT_EQ(after.retries["vertex"] - before.retries["vertex"], 2u);
+
+  for (int status : {400, 403, 404}) {
+    VertexFixture g;
+    g.transport->Push(Reply(status, GoogleError(status, status == 404 ? "NOT_FOUND" : "X", "nope")));
+    absl::StatusOr<Json> r = g.client->GetTuningJob("1", g.sleeper());
+    EXPECT_EQ(r.status().code(), RetryPolicy::CodeForHttpStatus(status));
+    EXPECT_EQ(g.transport->requests.size(), 1u) << status;
+    if (status == 404) {
+      EXPECT_THAT(std::string(r.status().message()), HasSubstr("NOT_FOUND: nope"));
+    }
+  }
+  // Retries exhausted: kResourceExhausted, retryable at the task level.
+  VertexFixture h;
+  for (int i = 0; i < 4; ++i) h.transport->Push(Reply(429, GoogleError(429, "RESOURCE_EXHAUSTED", "q")));
+  absl::StatusOr<Json> r = h.client->GetTuningJob("1", h.sleeper());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(IsInsufficientQuota(r.status()));
+  EXPECT_EQ(h.transport->requests.size(), 4u);
+}
+
+TEST(VertexClient, StaticTokenIsNotRetriedOn401AndIsRedacted) {
+  VertexFixture f;
+  f.transport->Push(Reply(401, GoogleError(401, "UNAUTHENTICATED",
+                                           "bad credentials ya29.static-SECRET")));
+  absl::StatusOr<Json> r = f.client->GetTuningJob("1", f.sleeper());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(f.transport->requests.size(), 1u);
+  EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr("ya29.static-SECRET")));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("[REDACTED]"));
+}
+
+TEST(VertexClient, TokenCommandRunsOnceAndRefreshesOn401) {
+  char dir_template[] = "/tmp/ftb-vertex-token-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  VertexClientOptions o;
+  // Prints token-<number of runs so far>, counting runs in a file.
+  o.token_command = absl::StrCat("echo x >> ", dir, "/runs; echo ya29.cmd-SECRET-$(wc -l < ",
+                                 dir, "/runs)");
+  VertexFixture f(o);
+  ASSERT_TRUE(f.client->GetTuningJob("1", f.sleeper()).ok());
+  ASSERT_TRUE(f.client->GetTuningJob("2", f.sleeper()).ok());
+  EXPECT_EQ(f.Header(0, "Authorization"), "Bearer ya29.cmd-SECRET-1");
+  EXPECT_EQ(f.Header(1, "Authorization"), "Bearer ya29.cmd-SECRET-1");
+  // Expired: one refresh, one repeat.
+  f.transport->Push(Reply(401, GoogleError(401, "UNAUTHENTICATED", "expired ya29.cmd-SECRET-1")));
+  ASSERT_TRUE(f.client->GetTuningJob("3", f.sleeper()).ok());
+  ASSERT_EQ(f.transport->requests.size(), 4u);
+  EXPECT_EQ(f.Header(3, "Authorization"), "Bearer ya29.cmd-SECRET-2");
+  // Rejected even when fresh: the error names neither token.
+  f.transport->Push(Reply(401, GoogleError(401, "UNAUTHENTICATED", "no ya29.cmd-SECRET-2")));
+  f.transport->Push(Reply(401, GoogleError(401, "UNAUTHENTICATED", "no ya29.cmd-SECRET-3")));
+  absl::StatusOr<Json> r = f.client->GetTuningJob("4", f.sleeper());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(r.status().message()), Not(HasSubstr("SECRET")));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(RunTokenCommand, TrimsOutputAndReportsFailures) {
+  absl::StatusOr<std::string> t = RunTokenCommand("printf '  ya29.abc \\n'", absl::Seconds(5));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, "ya29.abc");
+  t = RunTokenCommand("echo 'not logged in' >&2; exit 3", absl::Seconds(5));
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("exit 3"));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("not logged in"));
+  t = RunTokenCommand("true", absl::Seconds(5));
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnauthenticated);
+  t = RunTokenCommand("sleep 5", absl::Milliseconds(100));
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("timed out"));
+}
+
+TEST(ParseProviderError, ReadsGoogleErrorBody) {
+  ProviderError e = ParseProviderError(GoogleError(404, "NOT_FOUND", "no such job"));
+  EXPECT_EQ(e.code, "NOT_FOUND");
+  EXPECT_EQ(e.message, "no such job");
 }
 
 }  // namespace

@@ -35,6 +35,8 @@ ProviderError ParseProviderError(std::string_view body) {
   out.type = get("type");
   out.param = get("param");
   out.code = get("code");
+  // Google APIs: {"error": {"code": 429, "message", "status": "RESOURCE_EXHAUSTED"}}.
+  if (out.code.empty()) out.code = get("status");
   return out;
 }
 

@@ -45,7 +45,9 @@ struct RetryOptions {
 };
 
 // The error fields of an OpenAI-style error body
-// {"error": {"message", "type", "param", "code"}}; empty when absent.
+// {"error": {"message", "type", "param", "code"}}; empty when absent. For a
+// Google-style body {"error": {"code": 404, "message", "status": "NOT_FOUND"}}
+// `code` is the status name.
 struct ProviderError {
   std::string message;
   std::string type;
