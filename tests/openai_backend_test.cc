@@ -19,6 +19,7 @@
 #include "providers/http.h"
 #include "providers/openai_client.h"
 #include "providers/provider_stats.h"
+#include "tests/fake_provider.h"
 #include "tests/test_process.h"
 #include "workers/backend.h"
 #include "workers/openai_backend.h"
@@ -32,102 +33,16 @@ using providers::Json;
 
 constexpr char kKey[] = "sk-ftb-test-SECRET-4f1d9a";
 
-std::string SourceDir() {
-  const char* dir = std::getenv("FTB_SOURCE_DIR");
-  return dir != nullptr ? dir : ".";
-}
+using testing::IntentStore;
+using testing::Logs;
 
-// The fake server as a child process; its port comes from its first line.
-class FakeOpenAi {
+// The fake OpenAI server (tests/fakes/fake_openai.py) as a child process.
+class FakeOpenAi : public testing::FakeProviderServer {
  public:
-  explicit FakeOpenAi(double epoch_seconds = 0.05) {
-    dir_ = testing::MakeTempDir("fake-openai");
-    process_ = std::make_unique<testing::ChildProcess>(
-        std::vector<std::string>{"/usr/bin/python3", SourceDir() + "/tests/fakes/fake_openai.py",
-                                 "--api-key", kKey, "--phase-seconds", "0.05",
-                                 "--epoch-seconds", absl::StrCat(epoch_seconds)},
-        dir_ + "/fake.log");
-    process_->Start();
-    for (int i = 0; i < 200 && port_ == 0; ++i) {
-      std::ifstream in(dir_ + "/fake.log");
-      std::string line;
-      if (std::getline(in, line) && !line.empty() && line.back() != '\r') port_ = std::atoi(line.c_str());
-      if (port_ == 0) usleep(50'000);
-    }
-    transport_ = providers::NewCurlTransport();
-  }
-  ~FakeOpenAi() {
-    process_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  int port() const { return port_; }
-  std::string base_url() const { return absl::StrCat("http://127.0.0.1:", port_, "/v1"); }
-
-  Json Control(const std::string& method, const std::string& path, const Json& body = {}) {
-    providers::HttpRequest r;
-    r.method = method;
-    r.url = absl::StrCat("http://127.0.0.1:", port_, path);
-    if (method == "POST") {
-      r.body = body.is_null() ? "{}" : body.dump();
-      r.headers.emplace_back("Content-Type", "application/json");
-    }
-    absl::StatusOr<providers::HttpResponse> reply = transport_->Send(r);
-    EXPECT_TRUE(reply.ok()) << reply.status();
-    if (!reply.ok()) return Json();
-    return Json::parse(reply->body);
-  }
-  Json Stats() { return Control("GET", "/_fake/stats"); }
-  void Fault(const Json& fault) { Control("POST", "/_fake/faults", fault); }
-  std::string log() const { return testing::ReadFile(dir_ + "/fake.log"); }
-
- private:
-  std::string dir_;
-  std::unique_ptr<testing::ChildProcess> process_;
-  std::unique_ptr<providers::HttpTransport> transport_;
-  int port_ = 0;
-};
-
-// Stands in for the coordinator's intent table: keeps what attempts record.
-class IntentStore {
- public:
-  workers::IntentSink Sink(uint32_t attempt) {
-    return [this, attempt](const v1::TaskIntent& intent)
-               -> absl::StatusOr<v1::RecordTaskIntentResponse> {
-      absl::MutexLock lock(&mu_);
-      v1::TaskIntent* stored = intents_.Add();
-      *stored = intent;
-      stored->set_attempt(attempt);
-      v1::RecordTaskIntentResponse r;
-      r.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
-      r.set_campaign_cancelled(campaign_cancelled_);
-      return r;
-    };
-  }
-  google::protobuf::RepeatedPtrField<v1::TaskIntent> intents() {
-    absl::MutexLock lock(&mu_);
-    return intents_;
-  }
-  void set_campaign_cancelled(bool v) {
-    absl::MutexLock lock(&mu_);
-    campaign_cancelled_ = v;
-  }
-
- private:
-  absl::Mutex mu_;
-  google::protobuf::RepeatedPtrField<v1::TaskIntent> intents_;
-  bool campaign_cancelled_ = false;
-};
-
-struct Logs {
-  absl::Mutex mu;
-  std::string text;
-  workers::LogSink sink() {
-    return [this](std::string_view line) {
-      absl::MutexLock lock(&mu);
-      absl::StrAppend(&text, std::string(line), "\n");
-    };
-  }
+  explicit FakeOpenAi(double epoch_seconds = 0.05)
+      : FakeProviderServer("fake_openai.py", {"--api-key", kKey, "--phase-seconds", "0.05",
+                                              "--epoch-seconds", absl::StrCat(epoch_seconds)}) {}
+  std::string base_url() const { return origin() + "/v1"; }
 };
 
 class OpenAiBackendTest : public ::testing::Test {
@@ -175,14 +90,7 @@ class OpenAiBackendTest : public ::testing::Test {
   absl::StatusOr<v1::TaskResult> RunTask(const v1::TaskAssignment& task, IntentStore* intents,
                                          Logs* logs = nullptr,
                                          std::function<void(workers::TaskContext&)> during = {}) {
-    workers::TaskContext ctx(task.task_id(), task.attempt(),
-                             logs != nullptr ? logs->sink() : workers::LogSink());
-    if (intents != nullptr) ctx.SetIntentSink(intents->Sink(task.attempt()));
-    std::thread side;
-    if (during) side = std::thread([&] { during(ctx); });
-    absl::StatusOr<v1::TaskResult> r = backend_.Run(task, ctx);
-    if (side.joinable()) side.join();
-    return r;
+    return testing::RunProviderTask(backend_, task, intents, logs, std::move(during));
   }
 
   FakeOpenAi fake_;

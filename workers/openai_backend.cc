@@ -19,7 +19,9 @@
 #include "cost/price_table.h"
 #include "datasets/dataset.h"
 #include "datasets/export.h"
+#include "providers/rest_client.h"
 #include "providers/retry.h"
+#include "workers/provider_task.h"
 
 namespace ftb::workers {
 namespace {
@@ -27,6 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using providers::Json;
 
+constexpr char kName[] = "openai";
 constexpr char kDefaultBaseUrl[] = "https://api.openai.com/v1";
 constexpr char kTagKey[] = "ftb_tag";
 
@@ -46,38 +49,16 @@ struct Options {
   std::string artifact_dir;
 };
 
-absl::Status OptionError(const std::string& name, const std::string& expected) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("openai: model.options.", name, ": expected ", expected));
-}
-
 absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
   Options o;
   for (const auto& [name, v] : s.fields()) {
-    using K = google::protobuf::Value;
-    auto str = [&](std::string* out) -> absl::Status {
-      if (v.kind_case() != K::kStringValue) return OptionError(name, "a string");
-      *out = v.string_value();
-      return absl::OkStatus();
-    };
-    auto num = [&](double* out, double lo, double hi) -> absl::Status {
-      double x = 0;
-      if (v.kind_case() == K::kNumberValue) {
-        x = v.number_value();
-      } else if (v.kind_case() != K::kStringValue || !absl::SimpleAtod(v.string_value(), &x)) {
-        return OptionError(name, absl::StrCat("a number in [", lo, ", ", hi, "]"));
-      }
-      if (x < lo || x > hi) return OptionError(name, absl::StrCat("a number in [", lo, ", ", hi, "]"));
-      *out = x;
-      return absl::OkStatus();
+    auto str = [&](std::string* out) { return OptionString(kName, name, v, out); };
+    auto num = [&](double* out, double lo, double hi) {
+      return OptionNumber(kName, name, v, lo, hi, out);
     };
     double d = 0;
     if (name == "base_url") {
-      FTB_RETURN_IF_ERROR(str(&o.base_url));
-      while (!o.base_url.empty() && o.base_url.back() == '/') o.base_url.pop_back();
-      if (o.base_url.rfind("http://", 0) != 0 && o.base_url.rfind("https://", 0) != 0) {
-        return OptionError(name, absl::StrCat("an http(s) URL, got \"", o.base_url, "\""));
-      }
+      FTB_RETURN_IF_ERROR(OptionUrl(kName, name, v, &o.base_url));
     } else if (name == "api_key_env") {
       FTB_RETURN_IF_ERROR(str(&o.api_key_env));
     } else if (name == "api_key_file") {
@@ -88,8 +69,7 @@ absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
     } else if (name == "system_prompt") {
       FTB_RETURN_IF_ERROR(str(&o.system_prompt));
     } else if (name == "use_checkpoints") {
-      if (v.kind_case() != K::kBoolValue) return OptionError(name, "true or false");
-      o.use_checkpoints = v.bool_value();
+      FTB_RETURN_IF_ERROR(OptionBool(kName, name, v, &o.use_checkpoints));
     } else if (name == "poll_seconds") {
       FTB_RETURN_IF_ERROR(num(&o.poll_seconds, 0.001, 3600));
     } else if (name == "max_poll_seconds") {
@@ -147,71 +127,9 @@ absl::Status Surface(const absl::Status& s) {
   return s;
 }
 
-std::string JsonString(const Json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-uint64_t JsonUint(const Json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
-}
-
 bool Terminal(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled";
 }
-
-// Answers cached per task on local disk, keyed by (model, type, question id).
-class AnswerCache {
- public:
-  struct Entry {
-    std::string answer;
-    uint64_t prompt_tokens = 0;
-    uint64_t completion_tokens = 0;
-  };
-
-  explicit AnswerCache(std::string path) : path_(std::move(path)) {
-    if (path_.empty()) return;
-    std::ifstream in(path_);
-    std::string line;
-    while (std::getline(in, line)) {
-      Json j = Json::parse(line, nullptr, false);
-      if (!j.is_object()) continue;  // a torn last line after a crash
-      entries_[Key(JsonString(j, "model"), JsonString(j, "type"), JsonString(j, "id"))] =
-          Entry{JsonString(j, "answer"), JsonUint(j, "prompt_tokens"),
-                JsonUint(j, "completion_tokens")};
-    }
-    std::error_code ec;
-    fs::create_directories(fs::path(path_).parent_path(), ec);
-    out_.open(path_, std::ios::app);
-  }
-
-  const Entry* Find(const std::string& model, const std::string& type, const std::string& id) {
-    auto it = entries_.find(Key(model, type, id));
-    return it == entries_.end() ? nullptr : &it->second;
-  }
-
-  void Add(const std::string& model, const std::string& type, const std::string& id,
-           const Entry& e) {
-    entries_[Key(model, type, id)] = e;
-    if (!out_) return;
-    Json j{{"model", model},       {"type", type},
-           {"id", id},             {"answer", e.answer},
-           {"prompt_tokens", e.prompt_tokens}, {"completion_tokens", e.completion_tokens}};
-    out_ << j.dump(-1, ' ', false, Json::error_handler_t::replace) << '\n';
-    out_.flush();
-  }
-
-  size_t size() const { return entries_.size(); }
-
- private:
-  static std::string Key(const std::string& m, const std::string& t, const std::string& i) {
-    return absl::StrCat(m, "\n", t, "\n", i);
-  }
-  std::string path_;
-  std::map<std::string, Entry> entries_;
-  std::ofstream out_;
-};
 
 // One provider job and the epochs it serves.
 struct JobRun {
@@ -259,27 +177,11 @@ class Runner {
 
 absl::Status Runner::Record(const std::string& kind, const std::string& tag,
                             const std::string& id) {
-  v1::TaskIntent intent;
-  intent.set_kind(kind);
-  intent.set_tag(tag);
-  intent.set_provider_id(id);
-  absl::StatusOr<v1::RecordTaskIntentResponse> r = ctx_.RecordIntent(intent);
-  if (r.status().code() == absl::StatusCode::kUnimplemented) return absl::OkStatus();
-  if (!r.ok()) {
-    // Without a durable intent a billable call must not go out.
-    return absl::UnavailableError(absl::StrCat("openai: cannot record the ", kind,
-                                               " intent at the coordinator: ",
-                                               r.status().message()));
-  }
-  return absl::OkStatus();
+  return RecordProviderIntent(ctx_, kName, kind, tag, id);
 }
 
 std::string Runner::RecordedId(const std::string& kind, const std::string& tag) const {
-  std::string id;
-  for (const v1::TaskIntent& i : task_.intents()) {
-    if (i.kind() == kind && i.tag() == tag && !i.provider_id().empty()) id = i.provider_id();
-  }
-  return id;
+  return RecordedProviderId(task_, kind, tag);
 }
 
 absl::StatusOr<std::string> Runner::EnsureFile(const std::string& jsonl) {
@@ -370,11 +272,7 @@ absl::Status Runner::EnsureJob(JobRun& run, const std::string& file_id) {
 }
 
 absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
-  v1::TaskIntent intent;
-  intent.set_kind("cancel");
-  intent.set_tag(tag_);
-  absl::StatusOr<v1::RecordTaskIntentResponse> r = ctx_.RecordIntent(intent);
-  if (r.ok() && r->campaign_cancelled()) {
+  if (CampaignCancelled(ctx_, tag_)) {
     for (JobRun& run : runs) {
       if (run.id.empty() || Terminal(JsonString(run.job, "status"))) continue;
       // The task is cancelled: one quick try, no retry loop.
@@ -514,92 +412,48 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
 
   // Answers.
   AnswerCache cache(cache_path);
-  size_t total_questions = 0;
-  for (const v1::QuestionSet& set : dataset.tests()) total_questions += set.items_size();
-  const size_t total = total_questions * static_cast<size_t>(work_.cell_ids_size());
-  size_t asked = 0, reused = 0, done = 0;
-  uint64_t prompt_tokens = 0, completion_tokens = 0;
-  v1::TaskResult result;
-  Sha256 digest;
-  digest.UpdateField("ftb.workers.openai.v1");
-  for (int c = 0; c < work_.cell_ids_size(); ++c) {
-    const std::string& model = model_for_epoch.at(work_.epochs(c));
-    v1::CellAnswers* cell = result.add_answers();
-    cell->set_cell_id(work_.cell_ids(c));
-    digest.UpdateField(work_.cell_ids(c));
-    for (const v1::QuestionSet& set : dataset.tests()) {
-      const std::string type = datasets::QuestionTypeName(set.type());
-      for (const v1::QaItem& q : set.items()) {
-        if (ctx_.cancelled()) return absl::CancelledError("openai: cancelled while answering");
-        AnswerCache::Entry entry;
-        if (const AnswerCache::Entry* hit = cache.Find(model, type, q.id())) {
-          entry = *hit;
-          ++reused;
-        } else {
-          Json messages = Json::array();
-          if (!options_.system_prompt.empty()) {
-            messages.push_back({{"role", "system"}, {"content", options_.system_prompt}});
-          }
-          messages.push_back({{"role", "user"}, {"content", q.prompt()}});
-          Json request = {{"model", model},
-                          {"messages", messages},
-                          {"temperature", 0},
-                          {"seed", static_cast<int64_t>(work_.seed() % 2147483648ULL)},
-                          {"max_tokens", options_.max_tokens}};
-          double estimate = static_cast<double>(q.prompt().size() / 4 + options_.max_tokens + 10);
-          absl::StatusOr<Json> reply = client_.ChatCompletion(request, estimate, sleep_);
-          if (!reply.ok()) {
-            if (ctx_.cancelled()) return absl::CancelledError("openai: cancelled while answering");
-            return Surface(reply.status());
-          }
-          const Json& choices = (*reply)["choices"];
-          if (!choices.is_array() || choices.empty() || !choices[0].contains("message")) {
-            return absl::InternalError("openai: POST /chat/completions: reply has no choices");
-          }
-          entry.answer = JsonString(choices[0]["message"], "content");
-          if (reply->contains("usage") && (*reply)["usage"].is_object()) {
-            entry.prompt_tokens = JsonUint((*reply)["usage"], "prompt_tokens");
-            entry.completion_tokens = JsonUint((*reply)["usage"], "completion_tokens");
-          }
-          cache.Add(model, type, q.id(), entry);
-          ++asked;
-        }
-        prompt_tokens += entry.prompt_tokens;
-        completion_tokens += entry.completion_tokens;
-        v1::JudgeItem* item = cell->add_items();
-        item->set_cell_id(work_.cell_ids(c));
-        item->set_question_type(type);
-        item->set_question_id(q.id());
-        item->set_prompt(q.prompt());
-        item->set_reference(q.answer());
-        item->set_answer_before(q.answer_before());
-        item->set_context(q.context());
-        item->set_answer(std::string(absl::StripAsciiWhitespace(entry.answer)));
-        digest.UpdateField(q.id());
-        digest.UpdateField(item->answer());
-        ++done;
-        if (done % 10 == 0 || done == total) {
-          ctx_.SetProgress(0.8 + 0.2 * static_cast<double>(done) / static_cast<double>(total),
-                           absl::StrCat("answered ", done, "/", total));
-        }
-      }
+  const int64_t seed = static_cast<int64_t>(work_.seed() % 2147483648ULL);
+  AskFn ask = [&](const std::string& model,
+                  const v1::QaItem& q) -> absl::StatusOr<AnswerCache::Entry> {
+    Json messages = Json::array();
+    if (!options_.system_prompt.empty()) {
+      messages.push_back({{"role", "system"}, {"content", options_.system_prompt}});
     }
+    messages.push_back({{"role", "user"}, {"content", q.prompt()}});
+    Json request = {{"model", model},
+                    {"messages", messages},
+                    {"temperature", 0},
+                    {"seed", seed},
+                    {"max_tokens", options_.max_tokens}};
+    double estimate = static_cast<double>(q.prompt().size() / 4 + options_.max_tokens + 10);
+    absl::StatusOr<Json> reply = client_.ChatCompletion(request, estimate, sleep_);
+    if (!reply.ok()) return Surface(reply.status());
+    const Json& choices = (*reply)["choices"];
+    if (!choices.is_array() || choices.empty() || !choices[0].contains("message")) {
+      return absl::InternalError("openai: POST /chat/completions: reply has no choices");
+    }
+    AnswerCache::Entry entry;
+    entry.answer = JsonString(choices[0]["message"], "content");
+    if (reply->contains("usage") && (*reply)["usage"].is_object()) {
+      entry.prompt_tokens = JsonUint((*reply)["usage"], "prompt_tokens");
+      entry.completion_tokens = JsonUint((*reply)["usage"], "completion_tokens");
+    }
+    return entry;
+  };
+  v1::TaskResult result;
+  absl::StatusOr<AnswerTotals> totals = AnswerAllCells(
+      work_, dataset, model_for_epoch, cache, ask, ctx_, "ftb.workers.openai.v1", &result);
+  if (!totals.ok()) {
+    if (totals.status().code() == absl::StatusCode::kCancelled) {
+      return absl::CancelledError("openai: cancelled while answering");
+    }
+    return totals.status();
   }
-  ctx_.Log(absl::StrCat("openai: ", asked, " answers asked, ", reused,
+  ctx_.Log(absl::StrCat("openai: ", totals->asked, " answers asked, ", totals->reused,
                         " reused from the answer cache; trained tokens ", trained_tokens,
-                        ", prompt ", prompt_tokens, ", completion ", completion_tokens));
-  result.set_tokens(trained_tokens + prompt_tokens + completion_tokens);
-  const cost::ModelPrice* price = cost::PriceTable::Builtin().Find("openai", work_.model().name());
-  if (price != nullptr) {
-    result.set_cost_usd((static_cast<double>(trained_tokens) * price->training_per_1m_tokens +
-                         static_cast<double>(prompt_tokens) * price->input_per_1m_tokens +
-                         static_cast<double>(completion_tokens) * price->output_per_1m_tokens) /
-                        1e6);
-  } else {
-    ctx_.Log(absl::StrCat("openai: no price for model ", work_.model().name(),
-                          " in the price tables; cost recorded as 0"));
-  }
-  result.set_digest(DigestHex(digest.Finish()));
+                        ", prompt ", totals->prompt_tokens, ", completion ",
+                        totals->completion_tokens));
+  PriceProviderResult(kName, work_.model().name(), trained_tokens, *totals, ctx_, &result);
   ctx_.SetProgress(1, "answered");
   return result;
 }
@@ -607,11 +461,7 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
 }  // namespace
 
 std::string OpenAiTaskTag(const std::string& campaign_id, const std::string& task_id) {
-  Sha256 h;
-  h.UpdateField("ftb.openai.tag.v1");
-  h.UpdateField(campaign_id);
-  h.UpdateField(task_id);
-  return absl::StrCat("ftb-", DigestHex(h.Finish(), 8));
+  return ProviderTaskTag("ftb.openai.tag.v1", campaign_id, task_id);
 }
 
 std::map<uint32_t, std::vector<uint32_t>> PlanOpenAiJobs(const std::vector<uint32_t>& epochs,
@@ -636,16 +486,7 @@ std::map<uint32_t, std::vector<uint32_t>> PlanOpenAiJobs(const std::vector<uint3
 OpenAiBackend::OpenAiBackend(std::string artifact_dir) : artifact_dir_(std::move(artifact_dir)) {}
 
 std::unique_ptr<OpenAiBackend> OpenAiBackend::Create(const BackendOptions& options) {
-  std::string dir;
-  auto it = options.params.find("artifact_dir");
-  if (it != options.params.end()) {
-    dir = it->second;
-  } else if (const char* env = std::getenv("FTB_ARTIFACT_DIR"); env != nullptr && *env) {
-    dir = env;
-  } else {
-    dir = ".ftb-artifacts";
-  }
-  return std::make_unique<OpenAiBackend>(dir);
+  return std::make_unique<OpenAiBackend>(ProviderArtifactDir(options));
 }
 
 providers::OpenAiClient* OpenAiBackend::ClientFor(const providers::OpenAiClientOptions& options) {
@@ -663,24 +504,9 @@ providers::OpenAiClient* OpenAiBackend::ClientFor(const providers::OpenAiClientO
 
 absl::StatusOr<v1::TaskResult> OpenAiBackend::Run(const v1::TaskAssignment& task,
                                                   TaskContext& ctx) {
-  if (task.kind() != v1::TASK_KIND_TUNE) {
-    return absl::InvalidArgumentError(absl::StrCat("openai runs TUNE tasks only; task ",
-                                                   task.task_id(), " is ",
-                                                   v1::TaskKind_Name(task.kind())));
-  }
+  FTB_RETURN_IF_ERROR(ValidateProviderTuneTask(task, kName, 50));  // OpenAI's n_epochs range
   const v1::TuneWork& work = task.tune();
-  if (work.epochs_size() == 0 || work.epochs_size() != work.cell_ids_size()) {
-    return absl::InvalidArgumentError("openai: epochs and cell_ids must be non-empty and parallel");
-  }
-  for (int i = 0; i < work.epochs_size(); ++i) {
-    if (work.epochs(i) == 0 || work.epochs(i) > 50 || (i > 0 && work.epochs(i) <= work.epochs(i - 1))) {
-      return absl::InvalidArgumentError(
-          "openai: epochs must be ascending, each in 1..50 (OpenAI's n_epochs range)");
-    }
-  }
-  if (work.batch_size() == 0 || work.learning_rate_multiplier() <= 0) {
-    return absl::InvalidArgumentError("openai: batch_size and learning_rate_multiplier must be > 0");
-  }
+  if (work.batch_size() == 0) return absl::InvalidArgumentError("openai: batch_size must be > 0");
   FTB_ASSIGN_OR_RETURN(const Options options, ParseOptions(work.model().options()));
   FTB_ASSIGN_OR_RETURN(const std::string key, ResolveApiKey(options));
   providers::OpenAiClientOptions client_options;
@@ -705,12 +531,7 @@ absl::StatusOr<v1::TaskResult> OpenAiBackend::Run(const v1::TaskAssignment& task
   absl::StatusOr<v1::TaskResult> result = runner.Run(dataset, cache_path);
   if (!result.ok()) {
     // Belt and braces: nothing the provider echoed may carry the key out.
-    absl::Status s = result.status();
-    absl::Status redacted(s.code(), providers::Redact(std::string(s.message()), key));
-    s.ForEachPayload([&redacted](absl::string_view url, const absl::Cord& payload) {
-      redacted.SetPayload(url, payload);
-    });
-    return redacted;
+    return providers::RedactStatus(result.status(), key);
   }
   return result;
 }
