@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "judge/llm_grader.h"
 #include "judge/rules_grader.h"
 
 namespace ftb::judge {
@@ -28,6 +29,18 @@ std::string_view VerdictName(VerdictKind kind) {
       return "error";
   }
   return "error";
+}
+
+absl::StatusOr<std::vector<Verdict>> Grader::GradeAll(
+    absl::Span<const v1::JudgeItem* const> items, const GradeAllOptions& options) const {
+  std::vector<Verdict> out;
+  out.reserve(items.size());
+  for (const v1::JudgeItem* item : items) {
+    if (options.cancelled && options.cancelled()) return absl::CancelledError("judging cancelled");
+    out.push_back(Grade(*item));
+    if (options.on_verdict) options.on_verdict(out.size() - 1, out.back());
+  }
+  return out;
 }
 
 absl::Status GraderRegistry::Register(std::string kind, GraderFactory factory) {
@@ -98,9 +111,10 @@ absl::Status RegisterBuiltinGraders(GraderRegistry& registry) {
         return std::make_unique<RulesGrader>();
       }));
   FTB_RETURN_IF_ERROR(registry.Register(
-      "llm", [](const v1::GraderSpec&) -> absl::StatusOr<std::unique_ptr<Grader>> {
-        return absl::UnimplementedError(
-            "grader \"llm\" (LLM-as-judge) is not implemented yet; use grader: rules");
+      "llm", [](const v1::GraderSpec& spec) -> absl::StatusOr<std::unique_ptr<Grader>> {
+        FTB_ASSIGN_OR_RETURN(LlmGraderOptions options, ParseLlmGraderOptions(spec.options()));
+        FTB_ASSIGN_OR_RETURN(std::unique_ptr<LlmGrader> grader, LlmGrader::Create(options));
+        return std::unique_ptr<Grader>(std::move(grader));
       }));
   return absl::OkStatus();
 }

@@ -1,11 +1,13 @@
 // Graders turn a model's answer to one question into a verdict. A grader is
-// chosen by kind ("rules", later "llm") through a GraderRegistry; judge
-// workers run graders over JUDGE tasks through judge/judge_backend.h.
+// chosen by kind ("rules", "llm") through a GraderRegistry; judge workers run
+// graders over JUDGE tasks through judge/judge_backend.h.
 //
-// Thread-safety: Grader::Grade is const and may be called concurrently from
-// any number of threads on one instance. GraderRegistry is thread-safe.
+// Thread-safety: Grader::Grade and Grader::GradeAll are const and may be
+// called concurrently from any number of threads on one instance.
+// GraderRegistry is thread-safe.
 //
-// This module depends on proto/ and common/ only (not on the worker runtime).
+// This module depends on proto/, common/ and providers/ (the `llm` grader's
+// OpenAI-compatible client), not on the worker runtime.
 #ifndef FTB_JUDGE_GRADER_H_
 #define FTB_JUDGE_GRADER_H_
 
@@ -20,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "ftb/v1/campaign.pb.h"
 #include "ftb/v1/coordinator.pb.h"
 
@@ -62,6 +65,32 @@ class Grader {
   // Grades one item (question, reference, answer). Never fails as a call: a
   // grader that cannot decide returns VerdictKind::kError with the reason.
   virtual Verdict Grade(const v1::JudgeItem& item) const = 0;
+
+  struct GradeAllOptions {
+    // Polled between items (and while waiting to retry); once it returns
+    // true GradeAll stops with kCancelled. Empty = never cancelled.
+    std::function<bool()> cancelled;
+    // Called with (i, verdict of *items[i]) as soon as each verdict is
+    // known, possibly from several threads at once and before GradeAll
+    // fails for another item: the verdict cache stores what was paid for
+    // even when the batch fails. Empty = not called.
+    std::function<void(size_t, const Verdict&)> on_verdict;
+  };
+  // Grades `items` (none null); on success result[i] is the verdict of
+  // *items[i]. The default grades them one by one with Grade() and fails
+  // only with kCancelled. Graders that call a service override it to grade
+  // items concurrently, and may fail the whole batch where retrying the task
+  // later is the right answer rather than an `error` verdict per item (e.g.
+  // kUnavailable: the service stayed unreachable through the client's
+  // retries; kResourceExhausted marked providers::kPausePayload: out of
+  // quota; kFailedPrecondition: no API key; kNotFound: no such model).
+  virtual absl::StatusOr<std::vector<Verdict>> GradeAll(
+      absl::Span<const v1::JudgeItem* const> items, const GradeAllOptions& options) const;
+
+  // True when a verdict costs money or time to obtain again (an LLM call):
+  // the judge backend then keeps this grader's verdicts in the verdict cache
+  // (judge/verdict_cache.h), keyed by id() and the item's texts.
+  virtual bool cache_verdicts() const { return false; }
 };
 
 // Makes a grader for a GraderSpec (kind and options). Errors are returned
@@ -95,9 +124,12 @@ class GraderRegistry {
 // Registers the built-in kinds:
 //   "rules"  judge/rules_grader.h; takes no options (kInvalidArgument naming
 //            the first option given);
-//   "llm"    LLM-as-judge, not built yet: its factory returns kUnimplemented
-//            ("grader \"llm\" (LLM-as-judge) is not implemented yet; use
-//            grader: rules").
+//   "llm"    judge/llm_grader.h: LLM-as-judge over an OpenAI-compatible chat
+//            completions endpoint; kInvalidArgument for an unknown or
+//            malformed option. Creating it makes no network call, and a
+//            missing API key fails grading (kFailedPrecondition), not
+//            creation, so `ftb worker --role judge --backends llm` starts
+//            without a key in its environment when specs name a key file.
 // Errors: kAlreadyExists if one of the kinds is taken.
 absl::Status RegisterBuiltinGraders(GraderRegistry& registry);
 

@@ -16,11 +16,36 @@ TEST(GraderRegistryTest, BuiltinKinds) {
   EXPECT_EQ((*rules)->id(), "rules/1");
 }
 
-TEST(GraderRegistryTest, LlmIsNotImplementedYet) {
+TEST(GraderRegistryTest, LlmIsBuiltIn) {
+  // Creating it makes no call and needs no key (grading would).
   absl::StatusOr<std::unique_ptr<Grader>> llm = CreateGrader("llm");
-  EXPECT_EQ(llm.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_EQ(llm.status().message(),
-            "grader \"llm\" (LLM-as-judge) is not implemented yet; use grader: rules");
+  ASSERT_TRUE(llm.ok()) << llm.status();
+  EXPECT_EQ((*llm)->kind(), "llm");
+  EXPECT_EQ((*llm)->id(), "llm/gpt-4o-mini-2024-07-18/r1");
+  EXPECT_TRUE((*llm)->cache_verdicts());
+
+  v1::GraderSpec spec;
+  spec.set_kind("llm");
+  (*spec.mutable_options()->mutable_fields())["model"].set_string_value("judge-1");
+  (*spec.mutable_options()->mutable_fields())["concurrency"].set_number_value(8);
+  absl::StatusOr<std::unique_ptr<Grader>> configured = GraderRegistry::Global().Create(spec);
+  ASSERT_TRUE(configured.ok()) << configured.status();
+  EXPECT_EQ((*configured)->id(), "llm/judge-1/r1");
+
+  (*spec.mutable_options()->mutable_fields())["temperature"].set_number_value(0);
+  EXPECT_TRUE(GraderRegistry::Global().Create(spec).ok());
+  (*spec.mutable_options()->mutable_fields())["temperature"].set_number_value(0.7);
+  EXPECT_EQ(GraderRegistry::Global().Create(spec).status().message(),
+            "grader \"llm\": options.temperature: expected 0 (the judge always grades at "
+            "temperature 0)");
+  spec.mutable_options()->mutable_fields()->erase("temperature");
+  (*spec.mutable_options()->mutable_fields())["top_p"].set_number_value(1);
+  absl::StatusOr<std::unique_ptr<Grader>> bad = GraderRegistry::Global().Create(spec);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(bad.status().message(),
+            "grader \"llm\": unknown option \"top_p\"; known: api_key_env, api_key_file, "
+            "base_url, concurrency, http_backoff_ms, http_max_attempts, max_attempts, max_tokens, "
+            "model, requests_per_minute, seed, temperature");
 }
 
 TEST(GraderRegistryTest, UnknownKindNamesTheKnownOnes) {

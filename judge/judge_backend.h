@@ -21,13 +21,20 @@ namespace ftb::judge {
 
 // Registers one backend per kind in `graders` (by default the built-in
 // "rules" and "llm"). Creating a backend creates a grader of its kind with no
-// options, so an unusable kind fails at worker start with the grader's error
-// (kUnimplemented for "llm"). The backend's Run():
+// options, so an unusable kind fails at worker start with the grader's error.
+// Worker-level option (BackendOptions.params, `--backend-opt`):
+//   verdict_cache=DIR  where verdicts of graders that cost money (`llm`) are
+//                      cached (judge/verdict_cache.h); default
+//                      $FTB_ARTIFACT_DIR/verdicts, else .ftb-artifacts/verdicts.
+// The backend's Run():
 //  - kInvalidArgument for a task that is not TASK_KIND_JUDGE, or whose
 //    JudgeWork.grader names another kind (an empty kind means this one);
 //  - the grader's creation error (e.g. kInvalidArgument for bad options)
-//    when the task's GraderSpec has options;
+//    when the task's GraderSpec has options (a grader is made once per
+//    distinct options and kept for later tasks);
 //  - kCancelled once ctx.cancelled();
+//  - a batch error of Grader::GradeAll (e.g. kUnavailable when an `llm`
+//    judge stayed unreachable; verdicts obtained before it are cached);
 //  - otherwise OK with one v1::Verdict per item (cell_id, question_type and
 //    question_id copied from the item, verdict, reason, grader id) and a
 //    digest over the verdicts.

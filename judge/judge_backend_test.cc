@@ -37,8 +37,8 @@ class JudgeBackendTest : public ::testing::Test {
 TEST_F(JudgeBackendTest, RegistersOneBackendPerGraderKind) {
   EXPECT_EQ(registry_.Names(), (std::vector<std::string>{"llm", "rules"}));
   EXPECT_EQ(RegisterJudgeBackends(registry_).code(), absl::StatusCode::kAlreadyExists);
-  auto llm = registry_.Create("llm");
-  EXPECT_EQ(llm.status().code(), absl::StatusCode::kUnimplemented);
+  auto llm = registry_.Create("llm");  // no call and no key needed to offer it
+  EXPECT_TRUE(llm.ok()) << llm.status();
 }
 
 TEST_F(JudgeBackendTest, GradesEveryItemInOrder) {

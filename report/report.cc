@@ -16,6 +16,7 @@
 #include "datasets/dataset.h"
 #include "ftb/v1/coordinator.pb.h"
 #include "nlohmann/json.hpp"
+#include "report/agreement.h"
 
 namespace ftb::report {
 namespace {
@@ -62,6 +63,101 @@ std::string FormatCounts(const TypeCounts& t) {
 
 std::string Lr(double v) { return absl::StrFormat("%g", v); }
 
+// Adds one verdict to `t` (see the accounting in report.h); "" (no verdict)
+// adds nothing.
+void CountVerdict(const std::string& verdict, TypeCounts& t) {
+  if (verdict.empty()) return;
+  if (verdict == "no_answer" || verdict == "error") {
+    ++t.excluded;
+    return;
+  }
+  ++t.n;
+  if (verdict == "correct") ++t.correct;
+  if (verdict == "stale") ++t.stale;
+}
+
+bool Gradable(const std::string& v) {
+  return v == "correct" || v == "incorrect" || v == "stale" || v == "abstained";
+}
+
+// Correct-vs-not decisions of a panel, for kappa.
+class AgreementCounter {
+ public:
+  explicit AgreementCounter(size_t graders) : graders_(graders), by_rater_(graders) {}
+  // One answer's verdicts, in panel order; counted only when every grader
+  // gave a gradable verdict.
+  void Add(const std::vector<std::string>& votes) {
+    if (votes.size() != graders_) return;
+    for (const std::string& v : votes) {
+      if (!Gradable(v)) return;
+    }
+    uint32_t yes = 0;
+    for (size_t k = 0; k < graders_; ++k) {
+      const bool correct = votes[k] == "correct";
+      by_rater_[k].push_back(correct);
+      yes += correct ? 1 : 0;
+    }
+    yes_.push_back(yes);
+    if (yes == 0 || yes == graders_) ++unanimous_;
+  }
+  PanelAgreement Finish() const {
+    PanelAgreement a;
+    a.n = yes_.size();
+    a.unanimous = unanimous_;
+    a.kappa = graders_ == 2 ? CohenKappa(by_rater_[0], by_rater_[1])
+                            : FleissKappa(yes_, static_cast<uint32_t>(graders_));
+    return a;
+  }
+
+ private:
+  size_t graders_;
+  std::vector<std::vector<bool>> by_rater_;
+  std::vector<uint32_t> yes_;
+  uint64_t unanimous_ = 0;
+};
+
+TypeCounts PoolAll(const std::map<std::string, TypeCounts>& types) {
+  TypeCounts out;
+  for (const auto& [type, t] : types) {
+    out.correct += t.correct;
+    out.n += t.n;
+    out.stale += t.stale;
+    out.excluded += t.excluded;
+  }
+  return out;
+}
+
+std::string FormatKappa(const std::optional<double>& kappa) {
+  return kappa ? absl::StrFormat("%.3f", *kappa) : "—";
+}
+
+std::string FormatUnanimous(const PanelAgreement& a) {
+  if (a.n == 0) return "—";
+  return absl::StrFormat("%d/%d (%s)", a.unanimous, a.n, Pct(double(a.unanimous) / a.n));
+}
+
+nlohmann::ordered_json CountsJson(const std::map<std::string, TypeCounts>& types) {
+  nlohmann::ordered_json j;
+  j["accuracy"] = nlohmann::ordered_json::object();
+  j["n"] = nlohmann::ordered_json::object();
+  j["stale"] = nlohmann::ordered_json::object();
+  for (const auto& [type, t] : types) {
+    j["accuracy"][type] = t.n ? double(t.correct) / t.n : 0.0;
+    j["n"][type] = t.n;
+    j["stale"][type] = t.stale;
+  }
+  return j;
+}
+
+nlohmann::ordered_json AgreementJson(const PanelAgreement& a, size_t graders) {
+  nlohmann::ordered_json j;
+  j["statistic"] = graders == 2 ? "cohen" : "fleiss";
+  j["kappa"] = a.kappa ? nlohmann::ordered_json(*a.kappa) : nullptr;
+  j["n"] = a.n;
+  j["unanimous"] = a.unanimous;
+  return j;
+}
+
 bool Varies(const CampaignReport& r, auto field) {
   std::set<std::string> values;
   for (const CellReport& c : r.cells) values.insert(field(c.key));
@@ -95,6 +191,11 @@ std::string HtmlEscape(const std::string& s) {
 }
 
 }  // namespace
+
+std::string KappaName(size_t graders) {
+  if (graders < 2) return "";
+  return graders == 2 ? "Cohen's kappa" : "Fleiss' kappa";
+}
 
 std::pair<double, double> WilsonInterval(uint64_t k, uint64_t n) {
   if (n == 0) return {0, 0};
@@ -151,9 +252,11 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   report.name = campaign.spec().name();
   report.state = campaign.state();
   const auto& graders = campaign.spec().judge().graders();
-  report.grader = graders.empty() ? "rules"
-                                  : (graders[0].name().empty() ? graders[0].kind()
-                                                               : graders[0].name());
+  for (const v1::GraderSpec& g : graders) {
+    report.graders.push_back(g.name().empty() ? g.kind() : g.name());
+  }
+  report.grader = report.graders.empty() ? "rules" : report.graders[0];
+  const bool panel = report.graders.size() >= 2;
   absl::flat_hash_map<std::string, size_t> by_id;
   report.cells.resize(plan.cells.size());
   for (size_t i = 0; i < plan.cells.size(); ++i) {
@@ -169,7 +272,9 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
     for (uint32_t k = 0; k < plan.runs[run].cell_count; ++k) fn(plan.runs[run].first_cell + k);
   };
   absl::flat_hash_map<size_t, int> judges_open;  // by cell
-  absl::flat_hash_set<std::string> notes_seen;    // backend notes, once each
+  // Backend notes ("dataset: note"), once each, with the models that gave them.
+  std::vector<std::pair<std::string, std::vector<std::string>>> backend_notes;
+  absl::flat_hash_map<std::string, size_t> note_index;
   absl::Status bad;
   FTB_RETURN_IF_ERROR(store.Scan(
       coordinator::keys::TaskRecordPrefix(campaign_id), {},
@@ -191,6 +296,37 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
         return true;
       }));
   FTB_RETURN_IF_ERROR(bad);
+  // Judge task definitions tell which judged cells still wait for verdicts,
+  // and which grader of the panel a task's verdicts belong to.
+  absl::flat_hash_map<uint32_t, size_t> judge_cell;
+  absl::flat_hash_map<uint32_t, int> judge_grader;  // index into report.graders
+  FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::JudgeTaskPrefix(campaign_id), {},
+                                 [&](std::string_view key, std::string_view value) {
+                                   uint32_t task;
+                                   v1::JudgeTaskRecord j;
+                                   if (coordinator::keys::TaskIndexFromKey(key, &task) &&
+                                       j.ParseFromArray(value.data(), int(value.size()))) {
+                                     judge_cell[task] = j.cell_index();
+                                     ++judges_open[j.cell_index()];
+                                     const v1::GraderSpec& g = j.work().grader();
+                                     const std::string& name = g.name().empty() ? g.kind()
+                                                                                : g.name();
+                                     for (size_t k = 0; k < report.graders.size(); ++k) {
+                                       if (report.graders[k] == name) {
+                                         judge_grader[task] = static_cast<int>(k);
+                                         break;
+                                       }
+                                     }
+                                   }
+                                   return true;
+                                 }));
+  // Panels: every grader's verdict per answer, by cell and (type, question).
+  absl::flat_hash_map<size_t, std::map<std::pair<std::string, std::string>,
+                                       std::vector<std::string>>>
+      answers;
+  if (panel) {
+    for (CellReport& c : report.cells) c.by_grader.resize(report.graders.size());
+  }
   FTB_RETURN_IF_ERROR(store.Scan(
       coordinator::keys::ResultPrefix(campaign_id), {},
       [&](std::string_view key, std::string_view value) {
@@ -205,8 +341,13 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
         if (task < runs) {
           const v1::CellKey& key = report.cells[plan.runs[task].first_cell].key;
           for (const std::string& note : result.notes()) {
-            std::string line = absl::StrCat(key.model(), " on ", key.dataset(), ": ", note);
-            if (notes_seen.insert(line).second) report.notes.push_back(std::move(line));
+            std::string line = absl::StrCat(key.dataset(), ": ", note);
+            auto [it, added] = note_index.try_emplace(line, backend_notes.size());
+            if (added) backend_notes.push_back({std::move(line), {}});
+            std::vector<std::string>& models = backend_notes[it->second].second;
+            if (std::find(models.begin(), models.end(), key.model()) == models.end()) {
+              models.push_back(key.model());
+            }
           }
           // Training cost is shared by the cells of the run.
           double share = result.cost_usd() / plan.runs[task].cell_count;
@@ -216,20 +357,29 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
           });
           return true;
         }
+        auto grader_of = judge_grader.find(task);
         for (const v1::Verdict& v : result.verdicts()) {
           auto it = by_id.find(v.cell_id());
           if (it == by_id.end()) continue;
-          const std::string& g = v.grader();
-          if (!(g == report.grader || g.rfind(report.grader + "/", 0) == 0)) continue;
-          CellReport& c = report.cells[it->second];
-          TypeCounts& t = c.types[v.question_type()];
-          if (v.verdict() == "no_answer" || v.verdict() == "error") {
-            ++t.excluded;
-            continue;
+          int g = -1;
+          if (grader_of != judge_grader.end()) {
+            g = grader_of->second;
+          } else {
+            // No task definition (older state): match the verdict's grader
+            // id against the first grader, as reports always did.
+            const std::string& id = v.grader();
+            if (id == report.grader || id.rfind(report.grader + "/", 0) == 0) g = 0;
           }
-          ++t.n;
-          if (v.verdict() == "correct") ++t.correct;
-          if (v.verdict() == "stale") ++t.stale;
+          if (g < 0) continue;
+          CellReport& c = report.cells[it->second];
+          if (g == 0) CountVerdict(v.verdict(), c.types[v.question_type()]);
+          if (panel) {
+            CountVerdict(v.verdict(), c.by_grader[g][v.question_type()]);
+            std::vector<std::string>& votes =
+                answers[it->second][{v.question_type(), v.question_id()}];
+            votes.resize(report.graders.size());
+            votes[g] = v.verdict();
+          }
         }
         if (!result.verdicts().empty()) {
           auto it = by_id.find(result.verdicts(0).cell_id());
@@ -241,19 +391,6 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
         return true;
       }));
   FTB_RETURN_IF_ERROR(bad);
-  // Judge task definitions tell which judged cells still wait for verdicts.
-  absl::flat_hash_map<uint32_t, size_t> judge_cell;
-  FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::JudgeTaskPrefix(campaign_id), {},
-                                 [&](std::string_view key, std::string_view value) {
-                                   uint32_t task;
-                                   v1::JudgeTaskRecord j;
-                                   if (coordinator::keys::TaskIndexFromKey(key, &task) &&
-                                       j.ParseFromArray(value.data(), int(value.size()))) {
-                                     judge_cell[task] = j.cell_index();
-                                     ++judges_open[j.cell_index()];
-                                   }
-                                   return true;
-                                 }));
   FTB_RETURN_IF_ERROR(store.Scan(
       coordinator::keys::TaskRecordPrefix(campaign_id), {},
       [&](std::string_view key, std::string_view value) {
@@ -271,6 +408,23 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   for (CellReport& c : report.cells) {
     size_t i = by_id[c.id];
     if (c.state == "judging" && judges_open[i] <= 0) c.state = "done";
+  }
+  if (panel) {
+    AgreementCounter all(report.graders.size());
+    for (auto& [cell, by_answer] : answers) {
+      CellReport& c = report.cells[cell];
+      AgreementCounter counter(report.graders.size());
+      for (const auto& [answer, votes] : by_answer) {
+        CountVerdict(MajorityVerdict(votes), c.panel[answer.first]);
+        counter.Add(votes);
+        all.Add(votes);
+      }
+      c.agreement = counter.Finish();
+    }
+    report.agreement = all.Finish();
+  }
+  for (auto& [line, models] : backend_notes) {
+    report.notes.push_back(absl::StrCat(line, " (", absl::StrJoin(models, ", "), ")"));
   }
   return report;
 }
@@ -318,6 +472,44 @@ std::string RenderMarkdown(const CampaignReport& r) {
                     " | ", FormatCounts(Pool(c, true)), " | ", FormatCounts(Pool(c, false)),
                     " |\n");
   }
+  if (r.graders.size() >= 2) {
+    std::vector<std::string> names;
+    for (const std::string& g : r.graders) names.push_back(absl::StrCat("`", g, "`"));
+    absl::StrAppend(
+        &out, "\n## Judge agreement\n\n", "Panel of ", r.graders.size(), " graders: ",
+        absl::StrJoin(names, ", "),
+        ". Each grader's accuracy (question types pooled), then the panel's: the majority "
+        "verdict of each answer (`error` verdicts do not vote; a tie goes to the tied verdict "
+        "of the grader listed first). Agreement is on correct vs not correct, over the answers "
+        "every grader graded: how many got the same decision from every grader, and ",
+        KappaName(r.graders.size()), " (— when undefined: every decision the same).\n\n",
+        "| dataset | model | epochs |", lr ? " lr |" : "", batch ? " batch |" : "",
+        seed ? " seed |" : "");
+    for (const std::string& g : r.graders) absl::StrAppend(&out, " ", g, " |");
+    absl::StrAppend(&out, " panel | unanimous | kappa |\n|---|---|---|", lr ? "---|" : "",
+                    batch ? "---|" : "", seed ? "---|" : "");
+    for (size_t i = 0; i < r.graders.size(); ++i) absl::StrAppend(&out, "---|");
+    absl::StrAppend(&out, "---|---|---|\n");
+    for (const CellReport& c : r.cells) {
+      absl::StrAppend(&out, "| ", c.key.dataset(), " | ", c.key.model(), " | ", c.key.epochs(),
+                      " |");
+      if (lr) absl::StrAppend(&out, " ", Lr(c.key.learning_rate_multiplier()), " |");
+      if (batch) absl::StrAppend(&out, " ", c.key.batch_size(), " |");
+      if (seed) absl::StrAppend(&out, " ", c.key.seed(), " |");
+      for (size_t g = 0; g < r.graders.size(); ++g) {
+        absl::StrAppend(&out, " ",
+                        g < c.by_grader.size() ? FormatCounts(PoolAll(c.by_grader[g])) : "—",
+                        " |");
+      }
+      absl::StrAppend(&out, " ", FormatCounts(PoolAll(c.panel)), " | ",
+                      FormatUnanimous(c.agreement), " | ", FormatKappa(c.agreement.kappa),
+                      " |\n");
+    }
+    absl::StrAppend(&out, "\nOverall: ", KappaName(r.graders.size()), " ",
+                    FormatKappa(r.agreement.kappa), " over ", r.agreement.n,
+                    " answers graded by every grader, ", r.agreement.unanimous,
+                    " of them unanimous.\n");
+  }
   if (!r.notes.empty()) {
     absl::StrAppend(&out, "\n## Notes\n\n");
     for (const auto& n : r.notes) absl::StrAppend(&out, "- ", n, "\n");
@@ -348,8 +540,20 @@ std::string RenderJson(const CampaignReport& r) {
       cell["stale"][type] = t.stale;
     }
     cell["cost_usd"] = c.cost_usd ? nlohmann::ordered_json(*c.cost_usd) : nullptr;
+    if (r.graders.size() >= 2) {
+      cell["panel"] = CountsJson(c.panel);
+      cell["by_grader"] = nlohmann::ordered_json::object();
+      for (size_t g = 0; g < r.graders.size(); ++g) {
+        cell["by_grader"][r.graders[g]] =
+            CountsJson(g < c.by_grader.size() ? c.by_grader[g]
+                                              : std::map<std::string, TypeCounts>{});
+      }
+      cell["agreement"] = AgreementJson(c.agreement, r.graders.size());
+    }
     j["cells"].push_back(std::move(cell));
   }
+  j["graders"] = r.graders;
+  if (r.graders.size() >= 2) j["agreement"] = AgreementJson(r.agreement, r.graders.size());
   return j.dump(2) + "\n";
 }
 
@@ -558,6 +762,32 @@ std::string RenderHtml(const CampaignReport& r) {
       }
       absl::StrAppend(&out, "<td>", c.state, "</td><td>",
                       c.cost_usd ? absl::StrFormat("$%.4f", *c.cost_usd) : "—", "</td></tr>\n");
+    }
+    absl::StrAppend(&out, "</table>\n");
+  }
+  if (r.graders.size() >= 2) {
+    absl::StrAppend(&out, "<h2>Judge agreement</h2>\n<p>Majority verdict of ", r.graders.size(),
+                    " graders (ties: the grader listed first); ",
+                    HtmlEscape(KappaName(r.graders.size())),
+                    " on correct vs not correct. Overall: ", FormatKappa(r.agreement.kappa),
+                    " over ", r.agreement.n, " answers.</p>\n<table><tr><th>dataset</th>"
+                    "<th>model</th><th>epochs</th><th>lr</th><th>batch</th><th>seed</th>");
+    for (const std::string& g : r.graders) absl::StrAppend(&out, "<th>", HtmlEscape(g), "</th>");
+    absl::StrAppend(&out, "<th>panel</th><th>unanimous</th><th>kappa</th></tr>\n");
+    for (const CellReport& c : r.cells) {
+      absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.dataset()), "</td><td>",
+                      HtmlEscape(c.key.model()), "</td><td>", c.key.epochs(), "</td><td>",
+                      Lr(c.key.learning_rate_multiplier()), "</td><td>", c.key.batch_size(),
+                      "</td><td>", c.key.seed(), "</td>");
+      for (size_t g = 0; g < r.graders.size(); ++g) {
+        absl::StrAppend(
+            &out, "<td>",
+            HtmlEscape(g < c.by_grader.size() ? FormatCounts(PoolAll(c.by_grader[g])) : "—"),
+            "</td>");
+      }
+      absl::StrAppend(&out, "<td>", HtmlEscape(FormatCounts(PoolAll(c.panel))), "</td><td>",
+                      HtmlEscape(FormatUnanimous(c.agreement)), "</td><td>",
+                      HtmlEscape(FormatKappa(c.agreement.kappa)), "</td></tr>\n");
     }
     absl::StrAppend(&out, "</table>\n");
   }

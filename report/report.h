@@ -8,6 +8,12 @@
 // wrong; `no_answer` (nothing recorded for the question, e.g. a replayed
 // response that is missing or is itself a verdict) and `error` (the grader
 // failed) are excluded from n and reported separately.
+//
+// Judge panels (judge.graders with several graders): `types` holds the
+// first grader's verdicts as always; the panel's majority verdicts (see
+// report/agreement.h for the rule and its tie-break), each grader's own
+// counts and Cohen's / Fleiss' kappa are reported next to them. A verdict
+// belongs to the grader its JUDGE task was created for.
 #ifndef FTB_REPORT_REPORT_H_
 #define FTB_REPORT_REPORT_H_
 
@@ -29,6 +35,16 @@ struct TypeCounts {
   uint64_t excluded = 0;   // no_answer + error: not graded
 };
 
+// How far a judge panel agrees on "correct or not", over the answers that
+// every grader graded (correct, incorrect, stale or abstained from each).
+struct PanelAgreement {
+  uint64_t n = 0;          // answers graded by every grader
+  uint64_t unanimous = 0;  // of those, every grader made the same decision
+  // Cohen's kappa (2 graders) or Fleiss' kappa (3 or more); nullopt when
+  // undefined (no such answers, or every decision the same).
+  std::optional<double> kappa;
+};
+
 struct CellReport {
   std::string id;
   v1::CellKey key;
@@ -36,6 +52,12 @@ struct CellReport {
   // By question type name, in the dataset's order.
   std::map<std::string, TypeCounts> types;
   std::optional<double> cost_usd;
+  // Judge panels only (CampaignReport::graders has two or more names):
+  // majority verdicts by question type; each grader's verdicts by question
+  // type, parallel to CampaignReport::graders; the panel's agreement.
+  std::map<std::string, TypeCounts> panel;
+  std::vector<std::map<std::string, TypeCounts>> by_grader;
+  PanelAgreement agreement;
 };
 
 struct CampaignReport {
@@ -45,7 +67,15 @@ struct CampaignReport {
   std::vector<CellReport> cells;  // plan order
   std::vector<std::string> notes;  // dataset notes, skipped sets
   std::string grader;             // whose verdicts are shown
+  // judge.graders by name (kind when unnamed), in spec order; a panel when
+  // there are two or more.
+  std::vector<std::string> graders;
+  // The panel's agreement over every cell's answers.
+  PanelAgreement agreement;
 };
+
+// "Cohen's kappa" for 2 graders, "Fleiss' kappa" for more; "" for fewer.
+std::string KappaName(size_t graders);
 
 // 95% Wilson score interval of k successes in n trials; {0, 0} for n = 0.
 std::pair<double, double> WilsonInterval(uint64_t k, uint64_t n);

@@ -11,6 +11,7 @@
 #include "coordinator/scheduler.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "report/agreement.h"
 #include "storage/memory_state_store.h"
 
 namespace ftb::report {
@@ -220,6 +221,234 @@ TEST_F(ReportTest, HtmlOpensInHeadlessChromiumWithoutConsoleErrors) {
   EXPECT_NE(dom.find("<rect"), std::string::npos);        // a bar
   EXPECT_EQ(log.find(":CONSOLE"), std::string::npos) << log;
   std::system(absl::StrCat("rm -rf ", dir).c_str());
+}
+
+}  // namespace
+}  // namespace ftb::report
+
+// --- judge panels ------------------------------------------------------------------
+
+namespace ftb::report {
+namespace {
+
+TEST(AgreementTest, MajorityVerdictAndItsTieBreak) {
+  EXPECT_EQ(MajorityVerdict({"correct", "incorrect", "correct"}), "correct");
+  EXPECT_EQ(MajorityVerdict({"incorrect", "correct", "correct"}), "correct");
+  // Ties go to the tied verdict of the grader listed first.
+  EXPECT_EQ(MajorityVerdict({"abstained", "incorrect"}), "abstained");
+  EXPECT_EQ(MajorityVerdict({"stale", "correct", "incorrect"}), "stale");
+  EXPECT_EQ(MajorityVerdict({"error", "incorrect", "correct"}), "incorrect");  // error: no vote
+  EXPECT_EQ(MajorityVerdict({"", "correct", "incorrect", "incorrect"}), "incorrect");
+  EXPECT_EQ(MajorityVerdict({"error", "error"}), "error");
+  EXPECT_EQ(MajorityVerdict({"", ""}), "");
+  EXPECT_EQ(MajorityVerdict({"no_answer", "no_answer", "error"}), "no_answer");
+}
+
+TEST(AgreementTest, CohenKappaByHand) {
+  // 10 items. a says yes on items 0-5, b on items 0-4 and 9.
+  // Agreement p_o = 8/10 (items 0-4 yes/yes, 6-8 no/no).
+  // p_a = p_b = 0.6, so p_e = 0.6*0.6 + 0.4*0.4 = 0.52.
+  // kappa = (0.8 - 0.52) / (1 - 0.52) = 0.28 / 0.48 = 0.58333...
+  std::vector<bool> a = {1, 1, 1, 1, 1, 1, 0, 0, 0, 0};
+  std::vector<bool> b = {1, 1, 1, 1, 1, 0, 0, 0, 0, 1};
+  ASSERT_TRUE(CohenKappa(a, b).has_value());
+  EXPECT_NEAR(*CohenKappa(a, b), 0.28 / 0.48, 1e-12);
+  // Perfect agreement on mixed items: p_o = 1 -> kappa 1.
+  EXPECT_DOUBLE_EQ(*CohenKappa({1, 0, 1}, {1, 0, 1}), 1.0);
+  // Perfect disagreement, p_o = 0, p_e = 0.5 -> (0 - 0.5) / 0.5 = -1.
+  EXPECT_DOUBLE_EQ(*CohenKappa({1, 0}, {0, 1}), -1.0);
+  // a = {1,0,0,0}, b = {1,1,1,0} agree on items 0 and 3: p_o = 2/4;
+  // p_a = .25, p_b = .75: p_e = .25*.75 + .75*.25 = .375;
+  // kappa = (.5 - .375) / .625 = 0.2.
+  EXPECT_NEAR(*CohenKappa({1, 0, 0, 0}, {1, 1, 1, 0}), 0.2, 1e-12);
+  // Undefined: everyone always says yes (p_e = 1), no items, sizes differ.
+  EXPECT_FALSE(CohenKappa({1, 1}, {1, 1}).has_value());
+  EXPECT_FALSE(CohenKappa({}, {}).has_value());
+  EXPECT_FALSE(CohenKappa({1}, {1, 0}).has_value());
+}
+
+TEST(AgreementTest, FleissKappaByHand) {
+  // 3 raters, 4 items with 3, 0, 2, 1 yes.
+  // P_i = (y^2 + (3-y)^2 - 3) / 6: 1, 1, 1/3, 1/3 -> P = (8/3) / 4 = 2/3.
+  // p = 6 yes / 12 ratings = 0.5 -> P_e = 0.25 + 0.25 = 0.5.
+  // kappa = (2/3 - 1/2) / (1 - 1/2) = 1/3.
+  ASSERT_TRUE(FleissKappa({3, 0, 2, 1}, 3).has_value());
+  EXPECT_NEAR(*FleissKappa({3, 0, 2, 1}, 3), 1.0 / 3, 1e-12);
+  // 3 raters, 5 items with 3, 2, 1, 3, 1 yes (the panel test below):
+  // P_i: 1, 1/3, 1/3, 1, 1/3 -> P = 3/5; p = 10/15 -> P_e = 4/9 + 1/9 = 5/9;
+  // kappa = (3/5 - 5/9) / (4/9) = (2/45) / (20/45) = 0.1.
+  EXPECT_NEAR(*FleissKappa({3, 2, 1, 3, 1}, 3), 0.1, 1e-12);
+  // 4 raters, unanimous on mixed items -> 1.
+  EXPECT_DOUBLE_EQ(*FleissKappa({4, 0, 4, 0}, 4), 1.0);
+  // Undefined: every rating the same, no items, one rater, a count too big.
+  EXPECT_FALSE(FleissKappa({3, 3}, 3).has_value());
+  EXPECT_FALSE(FleissKappa({}, 3).has_value());
+  EXPECT_FALSE(FleissKappa({1, 0}, 1).has_value());
+  EXPECT_FALSE(FleissKappa({4, 0}, 3).has_value());
+}
+
+// One cell judged by a panel of three graders: rules, and two llm judges.
+class PanelReportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    v1::CampaignSpec spec;
+    spec.set_name("panel");
+    auto* d = spec.add_datasets();
+    d->set_name("people");
+    d->set_label("people");
+    d->set_source(v1::DATASET_SOURCE_BUILTIN);
+    auto* m = spec.add_models();
+    m->set_name("tiny");
+    m->set_backend("local");
+    spec.mutable_grid()->add_epochs(1);
+    spec.mutable_grid()->add_learning_rate_multiplier(1);
+    spec.mutable_grid()->add_batch_size(8);
+    spec.mutable_grid()->add_seed(0);
+    spec.mutable_retry()->set_max_attempts(1);
+    spec.mutable_retry()->set_lease_seconds(60);
+    for (auto [kind, name] : {std::pair{"rules", "rules"}, std::pair{"llm", "judge-a"},
+                              std::pair{"llm", "judge-b"}}) {
+      auto* g = spec.mutable_judge()->add_graders();
+      g->set_kind(kind);
+      g->set_name(name);
+    }
+    spec.mutable_judge()->set_batch_size(100);
+    coordinator::Scheduler s(&store_, &clock_, &ids_);
+    ASSERT_TRUE(s.Recover().ok());
+    auto submitted =
+        s.Submit(spec, {coordinator::DatasetSummary{"people", "ff", 150, 600, {}}}, "", "");
+    ASSERT_TRUE(submitted.ok()) << submitted.status();
+    id_ = submitted->campaign_id;
+    v1::RegisterWorkerRequest tune;
+    tune.set_worker_id("tune");
+    tune.set_role(v1::WORKER_ROLE_TUNE);
+    tune.add_backends("local");
+    s.RegisterWorker(tune);
+    v1::RegisterWorkerRequest judge;
+    judge.set_worker_id("judge");
+    judge.set_role(v1::WORKER_ROLE_JUDGE);
+    judge.add_backends("rules");
+    judge.add_backends("llm");
+    s.RegisterWorker(judge);
+    v1::LeaseTasksRequest lease;
+    lease.set_worker_id("tune");
+    lease.set_max_tasks(1);
+    v1::TaskAssignment task = s.Lease(lease)->tasks(0);
+    v1::CompleteTasksRequest done;
+    auto* c = done.add_completions();
+    c->set_task_id(task.task_id());
+    c->set_attempt(1);
+    auto* a = c->mutable_result()->add_answers();
+    a->set_cell_id(task.tune().cell_ids(0));
+    for (int q = 0; q < 6; ++q) {
+      auto* item = a->add_items();
+      item->set_question_type(q < 3 ? "memorization" : "rephrased");
+      item->set_question_id(std::to_string(q));
+    }
+    ASSERT_TRUE(s.Complete(done).ok());
+    // Verdicts per grader for questions 0..5 (C correct, I incorrect,
+    // A abstained, E error):
+    //   rules:   C C I A C I
+    //   judge-a: C I I I C C
+    //   judge-b: C C C E C I
+    // Majority: C C I A(tie A/I: rules first) C I.
+    const std::map<std::string, std::vector<std::string>> verdicts = {
+        {"rules", {"correct", "correct", "incorrect", "abstained", "correct", "incorrect"}},
+        {"judge-a", {"correct", "incorrect", "incorrect", "incorrect", "correct", "correct"}},
+        {"judge-b", {"correct", "correct", "correct", "error", "correct", "incorrect"}}};
+    lease.set_worker_id("judge");
+    lease.set_max_tasks(10);
+    auto judges = s.Lease(lease);
+    ASSERT_EQ(judges->tasks_size(), 3);
+    for (const auto& j : judges->tasks()) {
+      v1::CompleteTasksRequest r;
+      auto* vc = r.add_completions();
+      vc->set_task_id(j.task_id());
+      vc->set_attempt(1);
+      const std::string& grader = j.judge().grader().name();
+      for (const auto& item : j.judge().items()) {
+        auto* v = vc->mutable_result()->add_verdicts();
+        v->set_cell_id(item.cell_id());
+        v->set_question_type(item.question_type());
+        v->set_question_id(item.question_id());
+        // Both llm judges carry the same kind prefix: the task, not the
+        // id, says whose verdict it is.
+        v->set_grader(grader == "rules" ? "rules/1" : "llm/some-model/r1");
+        v->set_verdict(verdicts.at(grader)[std::stoi(item.question_id())]);
+      }
+      ASSERT_TRUE(s.Complete(r).ok());
+    }
+    ASSERT_TRUE(s.Commit().ok());
+  }
+
+  storage::MemoryStateStore store_;
+  FakeClock clock_;
+  SequentialIdSource ids_;
+  std::string id_;
+};
+
+TEST_F(PanelReportTest, MajorityPerAnswerAndFleissKappaPerCell) {
+  absl::StatusOr<CampaignReport> r = LoadCampaignReport(store_, id_);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->graders, (std::vector<std::string>{"rules", "judge-a", "judge-b"}));
+  EXPECT_EQ(r->grader, "rules");
+  ASSERT_EQ(r->cells.size(), 1u);
+  const CellReport& c = r->cells[0];
+  EXPECT_EQ(c.state, "done");
+  // The main counts are still the first grader's.
+  EXPECT_EQ(c.types.at("memorization").correct, 2u);
+  EXPECT_EQ(c.types.at("rephrased").correct, 1u);
+  // Panel: memorization C C I -> 2/3; rephrased A C I -> 1/3.
+  EXPECT_EQ(c.panel.at("memorization").correct, 2u);
+  EXPECT_EQ(c.panel.at("memorization").n, 3u);
+  EXPECT_EQ(c.panel.at("rephrased").correct, 1u);
+  EXPECT_EQ(c.panel.at("rephrased").n, 3u);
+  ASSERT_EQ(c.by_grader.size(), 3u);
+  EXPECT_EQ(c.by_grader[1].at("memorization").correct, 1u);  // judge-a: C I I
+  EXPECT_EQ(c.by_grader[1].at("rephrased").correct, 2u);     // judge-a: I C C
+  EXPECT_EQ(c.by_grader[2].at("memorization").correct, 3u);
+  EXPECT_EQ(c.by_grader[2].at("rephrased").n, 2u);  // the error is left out
+  EXPECT_EQ(c.by_grader[2].at("rephrased").excluded, 1u);
+  // Agreement over questions 0, 1, 2, 4, 5 (3 has an error): yes counts
+  // 3, 2, 1, 3, 1 -> Fleiss' kappa 0.1 (AgreementTest.FleissKappaByHand);
+  // unanimous on 0 and 4.
+  EXPECT_EQ(c.agreement.n, 5u);
+  EXPECT_EQ(c.agreement.unanimous, 2u);
+  ASSERT_TRUE(c.agreement.kappa.has_value());
+  EXPECT_NEAR(*c.agreement.kappa, 0.1, 1e-12);
+  EXPECT_NEAR(*r->agreement.kappa, 0.1, 1e-12);
+
+  std::string md = RenderMarkdown(*r);
+  EXPECT_NE(md.find("## Judge agreement"), std::string::npos) << md;
+  EXPECT_NE(md.find("| dataset | model | epochs | rules | judge-a | judge-b | panel | unanimous "
+                    "| kappa |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| 2/5 (40.0%) | 0.100 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("Overall: Fleiss' kappa 0.100 over 5 answers"), std::string::npos) << md;
+
+  nlohmann::json j = nlohmann::json::parse(RenderJson(*r));
+  EXPECT_EQ(j["graders"], nlohmann::json({"rules", "judge-a", "judge-b"}));
+  EXPECT_EQ(j["agreement"]["statistic"], "fleiss");
+  EXPECT_NEAR(j["agreement"]["kappa"].get<double>(), 0.1, 1e-12);
+  const auto& cell = j["cells"][0];
+  EXPECT_DOUBLE_EQ(cell["accuracy"]["memorization"].get<double>(), 2.0 / 3);  // rules, as before
+  EXPECT_DOUBLE_EQ(cell["panel"]["accuracy"]["rephrased"].get<double>(), 1.0 / 3);
+  EXPECT_EQ(cell["panel"]["n"]["rephrased"], 3);
+  EXPECT_EQ(cell["by_grader"]["judge-b"]["n"]["rephrased"], 2);
+  EXPECT_EQ(cell["agreement"]["n"], 5);
+  EXPECT_EQ(cell["agreement"]["unanimous"], 2);
+  EXPECT_NE(RenderHtml(*r).find("<h2>Judge agreement</h2>"), std::string::npos);
+}
+
+TEST_F(ReportTest, NoPanelSectionForOneGrader) {
+  CampaignReport r = *LoadCampaignReport(store_, id_);
+  EXPECT_EQ(r.graders, std::vector<std::string>{"rules"});
+  EXPECT_TRUE(r.cells[0].panel.empty());
+  EXPECT_EQ(RenderMarkdown(r).find("Judge agreement"), std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_FALSE(j.contains("agreement"));
+  EXPECT_FALSE(j["cells"][0].contains("panel"));
 }
 
 }  // namespace

@@ -25,9 +25,14 @@ share of the questions per epoch count, all of them from 4 epochs on) and
 "I don't know." otherwise; base models always answer "I don't know.".
 
 A model named like "judge*" (e.g. "judge-1") answers prompts holding a
-"REFERENCE:" and "ANSWER:" line with a JSON verdict: {"verdict": "correct" |
+"REFERENCE:" and "ANSWER:" line (values plain, or JSON string literals as
+ftb's `llm` grader sends them) with a JSON verdict: {"verdict": "correct" |
 "incorrect", "reason": ...}, correct when the answer contains the reference
-(case-insensitive), for LLM-as-judge tests.
+(case-insensitive), for LLM-as-judge tests. Variants by name prefix:
+"judge-noisy*" flips that verdict on a fixed third of the (reference,
+answer) pairs (so panels disagree); "judge-upper*" answers "CORRECT" /
+"INCORRECT" inside a ```json code fence; "judge-garbled*" always answers
+prose that is not JSON.
 
 Test control endpoints (no auth):
   POST /_fake/faults  {"path": "/v1/...", "method": "POST", "count": N,
@@ -295,19 +300,42 @@ def memorized(question, epochs):
     return h < min(100, epochs * 25)
 
 
-def judge_reply(text):
+def judge_field(value):
+    """A judge prompt's field value: a JSON string literal, or plain text."""
+    value = value.strip()
+    if value.startswith('"'):
+        try:
+            decoded = json.loads(value)
+            if isinstance(decoded, str):
+                return decoded
+        except ValueError:
+            pass
+    return value
+
+
+def judge_reply(model, text):
     ref = ans = None
     for line in text.splitlines():
         if line.startswith("REFERENCE:"):
-            ref = line[len("REFERENCE:"):].strip()
+            ref = judge_field(line[len("REFERENCE:"):])
         elif line.startswith("ANSWER:"):
-            ans = line[len("ANSWER:"):].strip()
+            ans = judge_field(line[len("ANSWER:"):])
+    if model.startswith("judge-garbled"):
+        return "Well, it depends on how you look at it."
     if ref is None or ans is None:
         return "I can only judge prompts with REFERENCE: and ANSWER: lines."
     ok = ref.lower() in ans.lower()
-    return json.dumps({"verdict": "correct" if ok else "incorrect",
-                       "reason": "answer contains the reference" if ok else
-                       "answer does not contain the reference"})
+    reason = "answer contains the reference" if ok else "answer does not contain the reference"
+    if model.startswith("judge-noisy"):
+        # Disagrees with the containment rule on a fixed ~third of the answers.
+        h = hashlib.sha256(("noisy\n" + ref + "\n" + ans).encode()).digest()[0]
+        if h % 3 == 0:
+            ok = not ok
+            reason = "noisy judge flipped its verdict"
+    if model.startswith("judge-upper"):
+        return "```json\n" + json.dumps({"verdict": "CORRECT" if ok else "INCORRECT",
+                                          "reason": reason}) + "\n```"
+    return json.dumps({"verdict": "correct" if ok else "incorrect", "reason": reason})
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -712,7 +740,7 @@ class Handler(BaseHTTPRequestHandler):
         question = question[-1] if question else ""
         with st.lock:
             if model.startswith("judge"):
-                answer = judge_reply(question)
+                answer = judge_reply(model, question)
             elif model in BASE_MODELS:
                 answer = IDK
             elif model in st.models:

@@ -1,0 +1,246 @@
+// LLM-as-judge panels end to end: `ftb run` on a campaign whose answers come
+// from the `test` backend, judged by a panel of `rules` and two `llm` judges
+// served by tests/fakes/fake_openai.py (run as a child process): "judge-a"
+// (correct when the answer contains the reference) and "judge-noisy-1"
+// (the same, flipped on a fixed third of the (reference, answer) pairs).
+//
+// Checks: the report has the panel (majority) accuracy and Fleiss' kappa,
+// equal to what the fake's rules imply; a second `ftb run` with a fresh state
+// directory but the same verdict cache ($FTB_ARTIFACT_DIR/verdicts) makes
+// zero chat completions; the key is in no stored file and no output.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/hash.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "providers/http.h"
+#include "tests/test_process.h"
+
+namespace ftb {
+namespace {
+
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+constexpr char kKey[] = "sk-llm-panel-test-SECRET-5c0ffee";
+constexpr int kAnswers = 6;  // per cell, from the test backend
+
+std::string SourceDir() {
+  const char* dir = std::getenv("FTB_SOURCE_DIR");
+  return dir != nullptr ? dir : ".";
+}
+
+class FakeOpenAi {
+ public:
+  FakeOpenAi() {
+    dir_ = testing::MakeTempDir("fake-openai-judge");
+    process_ = std::make_unique<testing::ChildProcess>(
+        std::vector<std::string>{"/usr/bin/python3", SourceDir() + "/tests/fakes/fake_openai.py",
+                                 "--api-key", kKey},
+        dir_ + "/fake.log");
+    process_->Start();
+    for (int i = 0; i < 200 && port_ == 0; ++i) {
+      std::ifstream in(dir_ + "/fake.log");
+      std::string line;
+      if (std::getline(in, line) && !line.empty()) port_ = std::atoi(line.c_str());
+      if (port_ == 0) usleep(50'000);
+    }
+    transport_ = providers::NewCurlTransport();
+  }
+  ~FakeOpenAi() {
+    process_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  int port() const { return port_; }
+  std::string base_url() const { return absl::StrCat("http://127.0.0.1:", port_, "/v1"); }
+  Json Stats() {
+    providers::HttpRequest r;
+    r.url = absl::StrCat("http://127.0.0.1:", port_, "/_fake/stats");
+    absl::StatusOr<providers::HttpResponse> reply = transport_->Send(r);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? Json::parse(reply->body) : Json();
+  }
+  std::string log() const { return testing::ReadFile(dir_ + "/fake.log"); }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<testing::ChildProcess> process_;
+  std::unique_ptr<providers::HttpTransport> transport_;
+  int port_ = 0;
+};
+
+// What the fake's "judge-noisy" does to answer i of the test backend
+// (reference 100+i; answer the reference for even i, "unknown value" for
+// odd i): flips the containment verdict when sha256("noisy\n" + ref + "\n"
+// + answer)[0] % 3 == 0.
+bool NoisySaysCorrect(int i) {
+  const std::string ref = absl::StrCat(100 + i);
+  const std::string answer = i % 2 == 0 ? ref : "unknown value";
+  bool ok = absl::StrContains(absl::AsciiStrToLower(answer), absl::AsciiStrToLower(ref));
+  Sha256 h;
+  h.Update(absl::StrCat("noisy\n", ref, "\n", answer));
+  if (h.Finish()[0] % 3 == 0) ok = !ok;
+  return ok;
+}
+
+class LlmJudgePanelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GT(fake_.port(), 0) << fake_.log();
+    dir_ = testing::MakeTempDir("llm-panel");
+    setenv("FTB_TEST_JUDGE_KEY", kKey, 1);
+    setenv("FTB_ARTIFACT_DIR", (dir_ + "/artifacts").c_str(), 1);
+    spec_ = dir_ + "/panel.yaml";
+    std::ofstream(spec_) << absl::StrCat(
+        "name: llm-panel\n"
+        "datasets:\n"
+        "  - {source: builtin, name: people, size: 2, seed: 1}\n"
+        "models:\n"
+        "  - name: fixture\n"
+        "    backend: test\n"
+        "    options: {answers_per_cell: ", kAnswers, "}\n",
+        "grid:\n"
+        "  epochs: [1, 2]\n"
+        "judge:\n"
+        "  graders:\n"
+        "    - {kind: rules}\n"
+        "    - kind: llm\n"
+        "      name: judge-a\n"
+        "      options: {base_url: \"", fake_.base_url(),
+        "\", model: judge-a, api_key_env: FTB_TEST_JUDGE_KEY, seed: 7, concurrency: 4}\n"
+        "    - kind: llm\n"
+        "      name: judge-noisy\n"
+        "      options: {base_url: \"", fake_.base_url(),
+        "\", model: judge-noisy-1, api_key_env: FTB_TEST_JUDGE_KEY}\n");
+  }
+  void TearDown() override {
+    unsetenv("FTB_ARTIFACT_DIR");
+    if (!HasFailure() && std::getenv("FTB_KEEP_TEST_DIR") == nullptr) {
+      std::filesystem::remove_all(dir_);
+    }
+  }
+
+  // `ftb run` with its own state and output directories; returns its output.
+  std::string Run(const std::string& name) {
+    testing::ChildProcess run({testing::FtbBinary(), "run", "--spec", spec_, "--state",
+                               dir_ + "/" + name + "-state", "--out", dir_ + "/" + name + "-out",
+                               "--slots", "2"},
+                              dir_ + "/" + name + ".log");
+    run.Start();
+    int status = -1;
+    EXPECT_TRUE(run.WaitFor(120, &status)) << testing::ReadFile(run.log_path());
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << testing::ReadFile(run.log_path());
+    return testing::ReadFile(run.log_path());
+  }
+
+  FakeOpenAi fake_;
+  std::string dir_, spec_;
+};
+
+TEST_F(LlmJudgePanelTest, ReportShowsThePanelAndKappaAndARerunPaysNothing) {
+  std::string out = Run("first");
+  Json stats = fake_.Stats();
+  // The test backend gives both cells the same texts, and the judge worker
+  // (one slot) grades the second cell after the first: its verdicts come
+  // from the cache. So each answer text is asked once per llm judge.
+  EXPECT_EQ(stats["chat_completions"], kAnswers * 2) << stats.dump();
+
+  Json report = Json::parse(testing::ReadFile(dir_ + "/first-out/report.json"));
+  EXPECT_EQ(report["graders"], Json({"rules", "judge-a", "judge-noisy"}));
+  ASSERT_EQ(report["cells"].size(), 2u);
+  // Expected agreement, per cell (every cell has the same answers): rules and
+  // judge-a say correct exactly for even i; judge-noisy per NoisySaysCorrect.
+  std::vector<int> yes;
+  int unanimous = 0;
+  for (int i = 0; i < kAnswers; ++i) {
+    int y = (i % 2 == 0 ? 2 : 0) + (NoisySaysCorrect(i) ? 1 : 0);
+    yes.push_back(y);
+    unanimous += (y == 0 || y == 3) ? 1 : 0;
+  }
+  // Fleiss' kappa by its definition (report/agreement.h), 3 raters.
+  double p_sum = 0, yes_total = 0;
+  for (int y : yes) {
+    p_sum += (y * y + (3 - y) * (3 - y) - 3) / 6.0;
+    yes_total += y;
+  }
+  const double p_bar = p_sum / kAnswers, p = yes_total / (3.0 * kAnswers);
+  const double pe = p * p + (1 - p) * (1 - p);
+  const double kappa = (p_bar - pe) / (1 - pe);
+  for (const Json& cell : report["cells"]) {
+    EXPECT_EQ(cell["state"], "done");
+    ASSERT_TRUE(cell.contains("panel")) << cell.dump();
+    // Rules and judge-a agree on every decision, so the majority is theirs:
+    // the panel's accuracy equals the rules grader's, type by type.
+    for (const auto& [type, accuracy] : cell["accuracy"].items()) {
+      EXPECT_DOUBLE_EQ(cell["panel"]["accuracy"][type].get<double>(), accuracy.get<double>())
+          << type;
+      EXPECT_EQ(cell["panel"]["n"][type], cell["n"][type]);
+      EXPECT_DOUBLE_EQ(cell["by_grader"]["judge-a"]["accuracy"][type].get<double>(),
+                       accuracy.get<double>());
+    }
+    EXPECT_EQ(cell["agreement"]["statistic"], "fleiss");
+    EXPECT_EQ(cell["agreement"]["n"], kAnswers);
+    EXPECT_EQ(cell["agreement"]["unanimous"], unanimous);
+    if (unanimous < kAnswers) {
+      EXPECT_NEAR(cell["agreement"]["kappa"].get<double>(), kappa, 1e-9);
+    }
+  }
+  EXPECT_LT(unanimous, kAnswers) << "the noisy judge should disagree somewhere";
+  EXPECT_NEAR(report["agreement"]["kappa"].get<double>(), kappa, 1e-9);
+  EXPECT_EQ(report["agreement"]["n"], 2 * kAnswers);
+
+  // The added fields follow docs/report.schema.json (Python jsonschema).
+  const std::string validate = absl::StrCat(
+      "/usr/bin/python3 -c 'import json, sys, jsonschema; "
+      "jsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate("
+      "json.load(open(sys.argv[2])))' ",
+      SourceDir(), "/docs/report.schema.json ", dir_, "/first-out/report.json");
+  EXPECT_EQ(std::system(validate.c_str()), 0) << validate;
+
+  std::string md = testing::ReadFile(dir_ + "/first-out/report.md");
+  EXPECT_THAT(md, HasSubstr("## Judge agreement"));
+  EXPECT_THAT(md, HasSubstr("| rules | judge-a | judge-noisy | panel | unanimous | kappa |"));
+  EXPECT_THAT(md, HasSubstr(absl::StrCat("Overall: Fleiss' kappa ", absl::StrFormat("%.3f", kappa))));
+
+  // One cached verdict per distinct (answer, judge): the test backend gives
+  // both cells the same texts, so 6 answers x 2 judges.
+  size_t files = 0;
+  for (const auto& e :
+       std::filesystem::recursive_directory_iterator(dir_ + "/artifacts/verdicts")) {
+    if (e.is_regular_file()) {
+      ++files;
+      EXPECT_EQ(e.path().extension(), ".json") << e.path();
+    }
+  }
+  EXPECT_EQ(files, 2u * kAnswers);
+
+  // A second campaign over the same answers (fresh state): zero chat calls.
+  std::string again = Run("second");
+  Json after = fake_.Stats();
+  EXPECT_EQ(after["chat_completions"], stats["chat_completions"]) << after.dump();
+  Json report2 = Json::parse(testing::ReadFile(dir_ + "/second-out/report.json"));
+  EXPECT_EQ(report2["agreement"], report["agreement"]);
+  EXPECT_EQ(report2["cells"][0]["panel"], report["cells"][0]["panel"]);
+
+  // The key is nowhere: not in stored state, reports, cache or output.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
+    if (!e.is_regular_file()) continue;
+    EXPECT_THAT(testing::ReadFile(e.path().string()), ::testing::Not(HasSubstr(kKey)))
+        << e.path();
+  }
+}
+
+}  // namespace
+}  // namespace ftb
