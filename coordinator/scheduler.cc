@@ -16,59 +16,6 @@
 
 namespace ftb::coordinator {
 
-// --- keys -------------------------------------------------------------------
-
-namespace keys {
-namespace {
-
-void AppendBE32(std::string* out, uint32_t v) {
-  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-
-}  // namespace
-
-std::string Campaign(const std::string& id) { return absl::StrCat(kCampaignPrefix, id); }
-std::string TaskRecordPrefix(const std::string& c) { return absl::StrCat("a/", c, "/"); }
-std::string TaskRecord(const std::string& c, uint32_t task) {
-  std::string k = TaskRecordPrefix(c);
-  AppendBE32(&k, task);
-  return k;
-}
-std::string ResultPrefix(const std::string& c) { return absl::StrCat("r/", c, "/"); }
-std::string Result(const std::string& c, uint32_t task) {
-  std::string k = ResultPrefix(c);
-  AppendBE32(&k, task);
-  return k;
-}
-std::string JudgeTaskPrefix(const std::string& c) { return absl::StrCat("j/", c, "/"); }
-std::string JudgeTask(const std::string& c, uint32_t task) {
-  std::string k = JudgeTaskPrefix(c);
-  AppendBE32(&k, task);
-  return k;
-}
-std::string EventPrefix(const std::string& c) { return absl::StrCat("e/", c, "/"); }
-std::string IntentPrefix(const std::string& c) { return absl::StrCat("i/", c, "/"); }
-std::string Intent(const std::string& c, uint32_t task) {
-  std::string k = IntentPrefix(c);
-  AppendBE32(&k, task);
-  return k;
-}
-std::string Event(const std::string& c, uint64_t seq) {
-  std::string k = EventPrefix(c);
-  storage::AppendUint64(&k, seq);
-  return k;
-}
-bool TaskIndexFromKey(std::string_view key, uint32_t* task) {
-  if (key.size() < 4) return false;
-  uint32_t v = 0;
-  for (size_t i = key.size() - 4; i < key.size(); ++i) {
-    v = (v << 8) | static_cast<uint8_t>(key[i]);
-  }
-  *task = v;
-  return true;
-}
-
-}  // namespace keys
 
 // --- in-memory state ----------------------------------------------------------
 
@@ -711,7 +658,7 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
   stored.set_task_id(TaskId(c, task));
   stored.set_attempt(attempt);
   *stored.mutable_result() = result;
-  batch_.Put(keys::Result(c.id(), task), stored.SerializeAsString());
+  keys::PutProto(batch_, keys::Result(c.id(), task), stored);
 
   std::vector<uint32_t> cells;
   CellsOfTask(c, task, &cells);
@@ -747,7 +694,7 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
             *item = answers.items(k);
             item->set_cell_id(answers.cell_id());
           }
-          batch_.Put(keys::JudgeTask(c.id(), jt), j.record.SerializeAsString());
+          keys::PutProto(batch_, keys::JudgeTask(c.id(), jt), j.record);
           c.judge.emplace(jt, std::move(j));
           ++c.judge_outstanding[cell];
           ++c.pending;
@@ -822,7 +769,7 @@ absl::StatusOr<v1::RecordTaskIntentResponse> Scheduler::RecordIntent(
   *intent = request.intent();
   intent->set_attempt(request.attempt());
   intent->set_time_ms(clock_->NowMs());
-  batch_.Put(keys::Intent(c.id(), ref->task), intents.SerializeAsString());
+  keys::PutProto(batch_, keys::Intent(c.id(), ref->task), intents);
   response.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
   response.set_campaign_cancelled(c.record.state() == v1::CAMPAIGN_STATE_CANCELLED);
   return response;
@@ -1019,13 +966,13 @@ void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::strin
   r.set_last_error(error);
   r.set_done_attempt(s.done_attempt);
   r.set_cost_usd(cost_usd);
-  batch_.Put(keys::TaskRecord(c.id(), task), r.SerializeAsString());
+  keys::PutProto(batch_, keys::TaskRecord(c.id(), task), r);
 }
 
 void Scheduler::PutCampaignRecord(Campaign& c) {
   c.record.set_updated_ms(clock_->NowMs());
   c.record.set_tasks_total(c.tasks.size());
-  batch_.Put(keys::Campaign(c.id()), c.record.SerializeAsString());
+  keys::PutProto(batch_, keys::Campaign(c.id()), c.record);
 }
 
 void Scheduler::LogEvent(Campaign& c, const std::string& message) {
@@ -1033,7 +980,7 @@ void Scheduler::LogEvent(Campaign& c, const std::string& message) {
   e.set_seq(c.next_event_seq++);
   e.set_time_ms(clock_->NowMs());
   e.set_message(message);
-  batch_.Put(keys::Event(c.id(), e.seq()), e.SerializeAsString());
+  keys::PutProto(batch_, keys::Event(c.id(), e.seq()), e);
   v1::CampaignEvent event;
   event.set_time_ms(e.time_ms());
   event.set_message(message);

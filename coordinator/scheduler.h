@@ -44,6 +44,7 @@
 #include "ftb/v1/coordinator.pb.h"
 #include "ftb/v1/state.pb.h"
 #include "storage/state_store.h"
+#include "storage/tables.h"
 
 namespace ftb::coordinator {
 
@@ -265,22 +266,9 @@ class Scheduler {
 };
 
 // Key layout of the coordinator's tables (exposed for tests and tools).
-namespace keys {
-std::string Campaign(const std::string& id);
-inline constexpr char kCampaignPrefix[] = "c/";
-std::string TaskRecordPrefix(const std::string& campaign);
-std::string TaskRecord(const std::string& campaign, uint32_t task);
-std::string ResultPrefix(const std::string& campaign);
-std::string Result(const std::string& campaign, uint32_t task);
-std::string JudgeTaskPrefix(const std::string& campaign);
-std::string JudgeTask(const std::string& campaign, uint32_t task);
-std::string EventPrefix(const std::string& campaign);
-std::string IntentPrefix(const std::string& campaign);
-std::string Intent(const std::string& campaign, uint32_t task);
-std::string Event(const std::string& campaign, uint64_t seq);
-// Decodes the task index at the end of a task/result/judge key.
-bool TaskIndexFromKey(std::string_view key, uint32_t* task);
-}  // namespace keys
+// Key layout of the coordinator's tables (storage/tables.h), under the name
+// the coordinator's code uses.
+namespace keys = ::ftb::storage::tables;
 
 }  // namespace ftb::coordinator
 
