@@ -24,8 +24,8 @@ TEST(BackendRegistryTest, UnknownNameListsKnownBackends) {
           .ok());
   auto backend = registry.Create("nope");
   ASSERT_EQ(backend.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(backend.status().message(), "unknown backend \"nope\"; known backends: command, local, openai, other, replay, test");
-  EXPECT_THAT(registry.Names(), ElementsAre("command", "local", "openai", "other", "replay", "test"));
+  EXPECT_EQ(backend.status().message(), "unknown backend \"nope\"; known backends: command, local, openai, other, replay, test, vertex");
+  EXPECT_THAT(registry.Names(), ElementsAre("command", "local", "openai", "other", "replay", "test", "vertex"));
 }
 
 TEST(BackendRegistryTest, EmptyRegistrySaysNone) {

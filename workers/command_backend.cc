@@ -12,6 +12,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +22,8 @@
 #include "datasets/dataset.h"
 #include "datasets/export.h"
 #include "nlohmann/json.hpp"
+#include "providers/http.h"
+#include "providers/openai_client.h"
 #include "workers/subprocess.h"
 
 namespace ftb::workers {
@@ -33,8 +36,9 @@ constexpr char kCompleteMarker[] = "ftb-complete";
 constexpr char kKeyVersion[] = "ftb.command_backend.v1";
 constexpr size_t kErrorTailBytes = 2000;
 
-constexpr const char* kOptionNames[] = {"answer",  "answer_timeout_s", "artifact_dir", "env",
-                                             "format",  "snapshots",        "timeout_s",    "train"};
+constexpr const char* kOptionNames[] = {"answer", "answer_timeout_s", "artifact_dir", "endpoint",
+                                        "env",    "format",           "snapshots",    "timeout_s",
+                                        "train"};
 
 absl::Status OptionError(std::string_view key, std::string_view expected) {
   return absl::InvalidArgumentError(absl::StrCat("command backend: model.options.",
@@ -156,7 +160,48 @@ absl::StatusOr<CommandModelOptions> ParseCommandModelOptions(
   }
   CommandModelOptions o;
   FTB_ASSIGN_OR_RETURN(o.train, ReadString(options, "train", true));
-  FTB_ASSIGN_OR_RETURN(o.answer, ReadString(options, "answer", true));
+  FTB_ASSIGN_OR_RETURN(o.answer, ReadString(options, "answer", false));
+  if (auto it = options.fields().find("endpoint"); it != options.fields().end()) {
+    if (it->second.kind_case() != google::protobuf::Value::kStructValue) {
+      return OptionError("endpoint", "a map with base_url and model");
+    }
+    const google::protobuf::Struct& e = it->second.struct_value();
+    for (const auto& [name, unused] : e.fields()) {
+      if (name != "base_url" && name != "model" && name != "api_key_env" && name != "max_tokens") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "command backend: unknown option model.options.endpoint.", name,
+            "; known: api_key_env, base_url, max_tokens, model"));
+      }
+    }
+    CommandEndpoint endpoint;
+    FTB_ASSIGN_OR_RETURN(endpoint.base_url, ReadString(e, "base_url", true));
+    while (!endpoint.base_url.empty() && endpoint.base_url.back() == '/') {
+      endpoint.base_url.pop_back();
+    }
+    if (!absl::StartsWith(endpoint.base_url, "http://") &&
+        !absl::StartsWith(endpoint.base_url, "https://")) {
+      return OptionError("endpoint.base_url", "an http:// or https:// URL");
+    }
+    FTB_ASSIGN_OR_RETURN(endpoint.model, ReadString(e, "model", true));
+    FTB_ASSIGN_OR_RETURN(endpoint.api_key_env, ReadString(e, "api_key_env", false));
+    if (auto mt = e.fields().find("max_tokens"); mt != e.fields().end()) {
+      const double v = mt->second.kind_case() == google::protobuf::Value::kNumberValue
+                           ? mt->second.number_value()
+                           : -1;
+      if (!(v >= 1 && v <= 4096) || v != std::floor(v)) {
+        return OptionError("endpoint.max_tokens", "an integer in [1, 4096]");
+      }
+      endpoint.max_tokens = static_cast<int>(v);
+    }
+    o.endpoint = std::move(endpoint);
+  }
+  if (o.answer.empty() == !o.endpoint.has_value()) {
+    return absl::InvalidArgumentError(
+        o.answer.empty()
+            ? "command backend: model.options: give `answer` (a command) or `endpoint` (an "
+              "OpenAI-compatible server) to answer the questions"
+            : "command backend: model.options: give `answer` or `endpoint`, not both");
+  }
   FTB_ASSIGN_OR_RETURN(o.artifact_dir, ReadString(options, "artifact_dir", false));
   if (auto it = options.fields().find("snapshots"); it != options.fields().end()) {
     if (it->second.kind_case() != google::protobuf::Value::kBoolValue) {
@@ -192,7 +237,7 @@ absl::StatusOr<CommandModelOptions> ParseCommandModelOptions(
 
 absl::StatusOr<std::string> ExpandTemplate(std::string_view tmpl,
                                            const std::map<std::string, std::string>& values,
-                                           std::string_view option_name) {
+                                           std::string_view option_name, bool quote) {
   std::string out;
   for (size_t i = 0; i < tmpl.size(); ++i) {
     const char c = tmpl[i];
@@ -225,7 +270,7 @@ absl::StatusOr<std::string> ExpandTemplate(std::string_view tmpl,
           "command backend: model.options.", std::string(option_name), ": unknown placeholder {",
           name, "}; known: ", absl::StrJoin(known, " ")));
     }
-    out += ShellQuote(it->second);
+    out += quote ? ShellQuote(it->second) : it->second;
     i = close;
   }
   return out;
@@ -257,7 +302,30 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
       {"model_dir", ""}, {"questions_jsonl", ""}, {"answers_jsonl", ""},
       {"epochs", ""},    {"base_model", ""},      {"seed", ""}};
   FTB_RETURN_IF_ERROR(ExpandTemplate(options.train, train_names, "train").status());
-  FTB_RETURN_IF_ERROR(ExpandTemplate(options.answer, answer_names, "answer").status());
+  if (options.endpoint) {
+    FTB_RETURN_IF_ERROR(ExpandTemplate(options.endpoint->model, answer_names, "endpoint.model",
+                                       /*quote=*/false)
+                            .status());
+  } else {
+    FTB_RETURN_IF_ERROR(ExpandTemplate(options.answer, answer_names, "answer").status());
+  }
+  std::unique_ptr<providers::OpenAiClient> client;
+  if (options.endpoint) {
+    providers::OpenAiClientOptions co;
+    co.base_url = options.endpoint->base_url;
+    co.provider = "command-endpoint";
+    if (!options.endpoint->api_key_env.empty()) {
+      const char* key = std::getenv(options.endpoint->api_key_env.c_str());
+      if (key == nullptr || *key == '\0') {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "command backend: model.options.endpoint.api_key_env: $",
+            options.endpoint->api_key_env, " is not set on this worker"));
+      }
+      co.api_key = key;
+    }
+    client = std::make_unique<providers::OpenAiClient>(std::move(co),
+                                                       providers::NewCurlTransport());
+  }
 
   FTB_ASSIGN_OR_RETURN(const v1::Dataset dataset, datasets::LoadDataset(work.dataset()));
   if (ctx.cancelled()) return absl::CancelledError("command backend: cancelled");
@@ -392,6 +460,73 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
 
   v1::TaskResult result;
   for (const std::string& cell_id : work.cell_ids()) result.add_answers()->set_cell_id(cell_id);
+  // Fills the cells of `epoch` from answers keyed by LineId.
+  const auto FillCells = [&](uint32_t epoch,
+                             const std::map<std::string, std::string>& answers) -> absl::Status {
+    size_t missing = 0;
+    for (int c = 0; c < work.cell_ids_size(); ++c) {
+      if (work.epochs(c) != epoch) continue;
+      v1::CellAnswers* cell = result.mutable_answers(c);
+      for (const Question& q : questions) {
+        v1::JudgeItem* out = cell->add_items();
+        out->set_cell_id(cell->cell_id());
+        out->set_question_type(datasets::QuestionTypeName(q.set->type()));
+        out->set_question_id(q.item->id());
+        out->set_prompt(q.item->prompt());
+        out->set_reference(q.item->answer());
+        out->set_answer_before(q.item->answer_before());
+        out->set_context(q.item->context());
+        auto it = answers.find(LineId(*q.set, *q.item));
+        if (it == answers.end()) {
+          out->set_unavailable_reason(client ? "the endpoint gave no answer" : "the answering command gave no answer");
+          ++missing;
+        } else {
+          out->set_answer(std::string(absl::StripAsciiWhitespace(it->second)));
+        }
+      }
+    }
+    if (missing > 0) {
+      result.add_notes(absl::StrCat("epoch ", epoch, ": ", missing,
+                                    client ? " question(s) without an answer from the endpoint" : " question(s) without an answer from the answering command"));
+    }
+    return absl::OkStatus();
+  };
+  // Asks the endpoint every question with the model named by the template.
+  const auto AskEndpoint = [&](providers::OpenAiClient& c, const CommandEndpoint& endpoint,
+                               const std::map<std::string, std::string>& values)
+      -> absl::StatusOr<std::map<std::string, std::string>> {
+    FTB_ASSIGN_OR_RETURN(const std::string model,
+                         ExpandTemplate(endpoint.model, values, "endpoint.model", false));
+    ctx.Log(absl::StrCat("command: answering through ", endpoint.base_url, " with model ", model));
+    const providers::Sleeper sleep = [&ctx](absl::Duration d) { return ctx.SleepFor(d); };
+    std::map<std::string, std::string> answers;
+    for (const Question& q : questions) {
+      if (ctx.cancelled()) return absl::CancelledError("command backend: cancelled");
+      nlohmann::json request = {
+          {"model", model},
+          {"messages", nlohmann::json::array({{{"role", "user"}, {"content", q.item->prompt()}}})},
+          {"temperature", 0},
+          {"seed", static_cast<int64_t>(work.seed() % 2147483648ULL)},
+          {"max_tokens", endpoint.max_tokens}};
+      const double estimate =
+          static_cast<double>(q.item->prompt().size() / 4 + endpoint.max_tokens + 10);
+      absl::StatusOr<nlohmann::json> reply = c.ChatCompletion(request, estimate, sleep);
+      if (!reply.ok()) {
+        return absl::Status(reply.status().code(),
+                            absl::StrCat("command backend: endpoint ", endpoint.base_url, ": ",
+                                         reply.status().message()));
+      }
+      const nlohmann::json& choices = (*reply)["choices"];
+      if (!choices.is_array() || choices.empty() || !choices[0].is_object() ||
+          !choices[0].contains("message") || !choices[0]["message"].is_object()) {
+        return absl::InternalError(absl::StrCat("command backend: endpoint ", endpoint.base_url,
+                                                ": a chat completion without choices"));
+      }
+      const nlohmann::json& content = choices[0]["message"]["content"];
+      if (content.is_string()) answers[LineId(*q.set, *q.item)] = content.get<std::string>();
+    }
+    return answers;
+  };
   // Answers with the model in `model_dir` into the cells of `epoch`.
   const auto answer = [&](uint32_t epoch, const fs::path& model_dir) -> absl::Status {
     const fs::path scratch = root / absl::StrCat("answers.", PathSafe(task.task_id()), ".",
@@ -409,6 +544,10 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
         {"model_dir", model_dir.string()}, {"questions_jsonl", qpath.string()},
         {"answers_jsonl", apath.string()}, {"epochs", absl::StrCat(epoch)},
         {"base_model", work.model().name()}, {"seed", absl::StrCat(work.seed())}};
+    if (client) {
+      FTB_ASSIGN_OR_RETURN(const auto asked, AskEndpoint(*client, *options.endpoint, values));
+      return FillCells(epoch, asked);
+    }
     SubprocessOptions run;
     FTB_ASSIGN_OR_RETURN(run.command, ExpandTemplate(options.answer, values, "answer"));
     run.env = env;
@@ -437,33 +576,7 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
       }
       answers[j["id"].get<std::string>()] = j["answer"].is_null() ? "" : j["answer"].get<std::string>();
     }
-    size_t missing = 0;
-    for (int c = 0; c < work.cell_ids_size(); ++c) {
-      if (work.epochs(c) != epoch) continue;
-      v1::CellAnswers* cell = result.mutable_answers(c);
-      for (const Question& q : questions) {
-        v1::JudgeItem* out = cell->add_items();
-        out->set_cell_id(cell->cell_id());
-        out->set_question_type(datasets::QuestionTypeName(q.set->type()));
-        out->set_question_id(q.item->id());
-        out->set_prompt(q.item->prompt());
-        out->set_reference(q.item->answer());
-        out->set_answer_before(q.item->answer_before());
-        out->set_context(q.item->context());
-        auto it = answers.find(LineId(*q.set, *q.item));
-        if (it == answers.end()) {
-          out->set_unavailable_reason("the answering command gave no answer");
-          ++missing;
-        } else {
-          out->set_answer(std::string(absl::StripAsciiWhitespace(it->second)));
-        }
-      }
-    }
-    if (missing > 0) {
-      result.add_notes(absl::StrCat("epoch ", epoch, ": ", missing,
-                                    " question(s) without an answer from the answering command"));
-    }
-    return absl::OkStatus();
+    return FillCells(epoch, answers);
   };
 
   if (options.snapshots) {

@@ -5,8 +5,19 @@
 //
 // MODEL OPTIONS (TuneWork.model.options):
 //   train           required. Command template run by /bin/sh -c to train.
-//   answer          required. Command template run once per trained model to
-//                   answer the questions.
+//   answer          command template run once per trained model to answer
+//                   the questions; or, instead,
+//   endpoint        an OpenAI-compatible chat completions server that serves
+//                   the trained model (e.g. vLLM with the adapter loaded):
+//                     base_url     required, e.g. http://gpu-node:8000/v1
+//                     model        required template of the served model's
+//                                  name: {model_dir} {epochs} {base_model}
+//                                  (substituted as is, not quoted)
+//                     api_key_env  variable holding its key (default: none)
+//                     max_tokens   1..4096 (default 64)
+//                   Every question is asked at temperature 0 with the seed,
+//                   through the providers' client (retries with backoff,
+//                   rate-limit headers honoured, key redacted).
 //   snapshots       bool (default false). false: one training run per
 //                   distinct epoch count of the task, {epochs} = that count.
 //                   true: ONE run to the largest epoch count that saves a
@@ -59,6 +70,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -68,9 +80,17 @@
 
 namespace ftb::workers {
 
+struct CommandEndpoint {
+  std::string base_url;
+  std::string model;  // template
+  std::string api_key_env;
+  int max_tokens = 64;
+};
+
 struct CommandModelOptions {
   std::string train;
-  std::string answer;
+  std::string answer;  // empty when `endpoint` is set
+  std::optional<CommandEndpoint> endpoint;
   bool snapshots = false;
   std::string format = "openai";
   absl::Duration timeout = absl::Seconds(86400);
@@ -88,7 +108,7 @@ absl::StatusOr<CommandModelOptions> ParseCommandModelOptions(
 // literal braces.
 absl::StatusOr<std::string> ExpandTemplate(std::string_view tmpl,
                                            const std::map<std::string, std::string>& values,
-                                           std::string_view option_name);
+                                           std::string_view option_name, bool quote = true);
 
 class CommandBackend : public TuningBackend {
  public:

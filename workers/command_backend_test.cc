@@ -9,6 +9,7 @@
 #include "datasets/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fake_provider.h"
 
 namespace ftb::workers {
 namespace {
@@ -274,12 +275,56 @@ TEST_F(CommandBackendTest, BadOptionsAreRejectedBeforeAnythingRuns) {
   task = Task({1});
   task.mutable_tune()->mutable_model()->mutable_options()->mutable_fields()->erase("answer");
   EXPECT_THAT(Run(backend, task).status().message(),
-              HasSubstr("model.options.answer: expected a command template (required)"));
+              HasSubstr("give `answer` (a command) or `endpoint` (an OpenAI-compatible server)"));
 
   task = Task({1});
   Option(task, "timeout_s").set_string_value("soon");
   EXPECT_THAT(Run(backend, task).status().message(),
               HasSubstr("model.options.timeout_s: expected a number of seconds"));
+}
+
+TEST_F(CommandBackendTest, AnswersThroughAnOpenAiCompatibleEndpoint) {
+  // The user's server (vLLM-like) serves each trained directory by name.
+  testing::FakeProviderServer server("model_dir_server.py", {"--key", "k-endpoint-secret"});
+  ASSERT_GT(server.port(), 0);
+  ::setenv("FTB_TEST_ENDPOINT_KEY", "k-endpoint-secret", 1);
+  CommandBackend backend(artifacts_);
+  v1::TaskAssignment task = Task({1, 2});
+  task.mutable_tune()->mutable_model()->mutable_options()->mutable_fields()->erase("answer");
+  auto& endpoint = *Option(task, "endpoint").mutable_struct_value()->mutable_fields();
+  endpoint["base_url"].set_string_value(server.origin() + "/v1/");
+  endpoint["model"].set_string_value("{model_dir}");
+  endpoint["api_key_env"].set_string_value("FTB_TEST_ENDPOINT_KEY");
+  auto result = Run(backend, task);
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << log();
+  EXPECT_EQ(Accuracy(result->answers(0), "memorization"), 0.0);
+  EXPECT_EQ(Accuracy(result->answers(1), "memorization"), 1.0);
+  const int asked = server.Stats()["chat_completions"].get<int>();
+  EXPECT_EQ(asked, result->answers(0).items_size() + result->answers(1).items_size());
+  EXPECT_THAT(log(), HasSubstr("answering through " + server.origin() + "/v1 with model "));
+  EXPECT_THAT(log(), Not(HasSubstr("k-endpoint-secret")));
+
+  // A model the server does not have: a clear, non-retryable error.
+  endpoint["model"].set_string_value("{model_dir}/nope");
+  auto missing = Run(backend, task);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_FALSE(IsRetryableBackendError(missing.status())) << missing.status();
+  EXPECT_THAT(missing.status().message(), HasSubstr("does not exist"));
+  // A wrong key: refused, and the key is not in the error.
+  ::setenv("FTB_TEST_ENDPOINT_KEY", "k-wrong-key", 1);
+  endpoint["model"].set_string_value("{model_dir}");
+  auto refused = Run(backend, task);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), Not(HasSubstr("k-wrong-key")));
+  ::unsetenv("FTB_TEST_ENDPOINT_KEY");
+  auto no_key = Run(backend, task);
+  EXPECT_THAT(CodeAndMessage(no_key.status()),
+              HasSubstr("FAILED_PRECONDITION: command backend: model.options.endpoint.api_key_env: "
+                        "$FTB_TEST_ENDPOINT_KEY is not set on this worker"));
+  // Exactly one way to answer.
+  v1::TaskAssignment both = Task({1});
+  Option(both, "endpoint") = Option(task, "endpoint");
+  EXPECT_THAT(Run(backend, both).status().message(), HasSubstr("give `answer` or `endpoint`, not both"));
 }
 
 TEST(ExpandTemplateTest, QuotesValuesAndKeepsDoubledBraces) {
