@@ -512,6 +512,18 @@ void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAs
   if (observer_) observer_->TaskLeased(c.KindOf(task), c.BackendOf(task));
 }
 
+uint32_t Scheduler::WorkersOffering(const std::string& backend, v1::WorkerRole role) const {
+  const int64_t since = clock_->NowMs() - 5 * 60 * 1000;
+  uint32_t n = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w->role == role && w->last_seen_ms >= since &&
+        std::find(w->backends.begin(), w->backends.end(), backend) != w->backends.end()) {
+      ++n;
+    }
+  }
+  return n;
+}
+
 void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const {
   const TaskSlot& s = c.tasks[task];
   out->set_task_id(TaskId(c, task));
@@ -522,6 +534,16 @@ void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignm
   out->set_lease_deadline_ms(s.lease_deadline_ms);
   if (auto it = c.intents.find(task); it != c.intents.end()) {
     *out->mutable_intents() = it->second.intents();
+  }
+  // This worker's share of the campaign's per-minute limits for the backend.
+  if (auto lim = c.record.spec().limits().find(out->backend());
+      lim != c.record.spec().limits().end() &&
+      (lim->second.requests_per_minute() > 0 || lim->second.tokens_per_minute() > 0)) {
+    const double n = std::max<uint32_t>(
+        1, WorkersOffering(out->backend(), task >= c.runs ? v1::WORKER_ROLE_JUDGE
+                                                          : v1::WORKER_ROLE_TUNE));
+    out->set_requests_per_minute(lim->second.requests_per_minute() / n);
+    out->set_tokens_per_minute(static_cast<double>(lim->second.tokens_per_minute()) / n);
   }
   if (task >= c.runs) {
     *out->mutable_judge() = c.judge.at(task).record.work();

@@ -222,6 +222,8 @@ class Scheduler {
   std::unique_ptr<Campaign> BuildCampaign(v1::Campaign record, absl::Status* status);
   void Enqueue(Campaign& c, uint32_t task);
   void LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAssignment* out);
+  // Workers seen in the last 5 minutes with `role` that offer `backend`.
+  uint32_t WorkersOffering(const std::string& backend, v1::WorkerRole role) const;
   void FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const;
   // A failed attempt (reported or expired): retry after backoff or fail.
   bool FailAttempt(Campaign& c, uint32_t task, const std::string& error, bool retryable);

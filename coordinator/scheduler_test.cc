@@ -309,6 +309,29 @@ TEST_F(SchedulerTest, PerBackendConcurrencyLimitIsEnforcedAtLeaseTime) {
   EXPECT_EQ(Progress(id).tasks_leased(), 2u);
 }
 
+TEST_F(SchedulerTest, PerMinuteLimitsAreSharedAmongTheWorkersOfferingTheBackend) {
+  v1::CampaignSpec spec = Spec(1, 6);
+  (*spec.mutable_limits())["test"].set_requests_per_minute(600);
+  (*spec.mutable_limits())["test"].set_tokens_per_minute(90000);
+  Submit(spec);
+  Register("a");
+  Register("b");
+  Register("c");
+  Register("judge", v1::WORKER_ROLE_JUDGE, {"test"});  // other role: not counted
+  Register("other", v1::WORKER_ROLE_TUNE, {"local"});  // other backend: not counted
+  auto leased = Lease("a", 1);
+  ASSERT_EQ(leased.size(), 1u);
+  EXPECT_DOUBLE_EQ(leased[0].requests_per_minute(), 200);
+  EXPECT_DOUBLE_EQ(leased[0].tokens_per_minute(), 30000);
+  // Workers not seen for 5 minutes no longer count.
+  clock_.AdvanceMs(6 * 60 * 1000);
+  leased = Lease("b", 1);
+  ASSERT_EQ(leased.size(), 1u);
+  EXPECT_DOUBLE_EQ(leased[0].requests_per_minute(), 600);
+  // Without limits in the spec, no share is sent.
+  Submit(Spec(1, 1));
+}
+
 TEST_F(SchedulerTest, RejectsBadRequestsWithSpecificCodes) {
   Submit(Spec(1, 1));
   v1::LeaseTasksRequest lease;

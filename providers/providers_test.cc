@@ -168,6 +168,39 @@ TEST(TokenBucket, UnlimitedUntilObserved) {
   EXPECT_EQ(b.TryTake(1, 100), absl::ZeroDuration());
 }
 
+TEST(RateLimiter, CoordinatorShareIsACeilingTheHeadersCannotRaise) {
+  FakeClock clock(0);
+  RateLimiter limiter(0, 0, &clock);  // no limits of its own
+  limiter.SetLimits(60, 0);           // this worker's share: 60 requests/min
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 60);
+  // The provider allows 100/min with 90 left: the share still caps it.
+  limiter.Observe(Reply(200, "{}",
+                        {{"x-ratelimit-limit-requests", "100"},
+                         {"x-ratelimit-remaining-requests", "90"},
+                         {"x-ratelimit-reset-requests", "6s"}}));
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 60);
+  // ... but a tighter provider wins.
+  limiter.Observe(Reply(200, "{}",
+                        {{"x-ratelimit-limit-requests", "100"},
+                         {"x-ratelimit-remaining-requests", "5"},
+                         {"x-ratelimit-reset-requests", "60s"}}));
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 5);
+  // Setting the same share again changes nothing; a new share applies.
+  limiter.SetLimits(60, 0);
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 5);
+  limiter.SetLimits(3, 0);
+  EXPECT_DOUBLE_EQ(limiter.available_requests(), 3);
+  // Refill at the share's rate: 3/min = one per 20 s.
+  int waited_ms = 0;
+  auto sleep = [&](absl::Duration d) {
+    waited_ms += static_cast<int>(absl::ToInt64Milliseconds(d));
+    clock.AdvanceMs(absl::ToInt64Milliseconds(d));
+    return true;
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(limiter.Acquire(1, sleep));
+  EXPECT_EQ(waited_ms, 20000);
+}
+
 TEST(RateLimiter, FedFromHeaders) {
   FakeClock clock(0);
   RateLimiter limiter(0, 0, &clock);

@@ -37,14 +37,36 @@ absl::Duration TokenBucket::TryTake(double n, int64_t now_ms) {
 
 void TokenBucket::Observe(double limit, double remaining, absl::Duration reset, int64_t now_ms) {
   Refill(now_ms);
-  if (limit > 0) capacity_ = limit;
+  if (limit > 0) capacity_ = ceiling_ > 0 ? std::min(limit, ceiling_) : limit;
   // Refill so that the window is full again when the provider says it
   // resets; without a reset, spread the limit over a minute.
   const double missing = std::max(0.0, capacity_ - remaining);
   const double reset_s = absl::ToDoubleSeconds(reset);
   per_second_ = reset_s > 0 && missing > 0 ? missing / reset_s : capacity_ / 60.0;
+  // A configured share never refills faster than share per minute.
+  if (ceiling_ > 0) per_second_ = std::min(per_second_, ceiling_ / 60.0);
   tokens_ = std::min(std::max(0.0, remaining), capacity_);
   last_ms_ = now_ms;
+}
+
+void TokenBucket::Reconfigure(double capacity, double per_second, int64_t now_ms) {
+  if (capacity == ceiling_) return;  // unchanged (the headers may have lowered it since)
+  Refill(now_ms);
+  const bool was_unlimited = capacity_ <= 0;
+  ceiling_ = capacity;
+  capacity_ = capacity;
+  per_second_ = per_second;
+  tokens_ = was_unlimited ? capacity : std::min(tokens_, capacity);
+  last_ms_ = now_ms;
+}
+
+void RateLimiter::SetLimits(double requests_per_minute, double tokens_per_minute) {
+  absl::MutexLock lock(&mu_);
+  const int64_t now = clock_->NowMs();
+  if (requests_per_minute > 0) {
+    requests_.Reconfigure(requests_per_minute, requests_per_minute / 60.0, now);
+  }
+  if (tokens_per_minute > 0) tokens_.Reconfigure(tokens_per_minute, tokens_per_minute / 60.0, now);
 }
 
 RateLimiter::RateLimiter(double requests_per_minute, double tokens_per_minute,

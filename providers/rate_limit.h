@@ -37,10 +37,16 @@ class TokenBucket {
 
   double available(int64_t now_ms);
   double capacity() const { return capacity_; }
+  // New capacity and rate (0 = unlimited), keeping what is left up to the
+  // new capacity (a bucket that was unlimited starts full).
+  void Reconfigure(double capacity, double per_second, int64_t now_ms);
 
  private:
   void Refill(int64_t now_ms);
   double capacity_;
+  // Set by Reconfigure: the provider's headers may lower the capacity below
+  // it but never raise it above (0 = none).
+  double ceiling_ = 0;
   double per_second_;
   double tokens_;
   int64_t last_ms_;
@@ -58,6 +64,10 @@ class RateLimiter {
   bool Acquire(double tokens, const std::function<bool(absl::Duration)>& sleep);
   // Feeds the x-ratelimit-* headers of a reply (absent ones are ignored).
   void Observe(const HttpResponse& response);
+  // Sets the client-side limits (e.g. this worker's share of a campaign's
+  // limits, from the coordinator) as ceilings the provider's headers cannot
+  // raise; 0 leaves that bucket as it is. A no-op when unchanged.
+  void SetLimits(double requests_per_minute, double tokens_per_minute);
 
   double available_requests();
   double available_tokens();

@@ -36,6 +36,13 @@ std::string ProviderArtifactDir(const BackendOptions& options);
 absl::Status ValidateProviderTuneTask(const v1::TaskAssignment& task, std::string_view backend,
                                       uint32_t max_epochs);
 
+// The tighter of a model option's per-minute limit and the coordinator's
+// share (either 0 = none); 0 when neither is set.
+inline double CappedLimit(double option, double share) {
+  if (share <= 0) return option;
+  return option > 0 && option < share ? option : share;
+}
+
 // A string field of `j`, or "" when absent or not a string.
 std::string JsonString(const nlohmann::json& j, const char* key);
 // An unsigned field of `j`: a number, or a decimal string (Google APIs send

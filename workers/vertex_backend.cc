@@ -485,6 +485,11 @@ absl::StatusOr<v1::TaskResult> VertexBackend::Run(const v1::TaskAssignment& task
   client_options.rest.requests_per_minute = options.requests_per_minute;
   client_options.rest.tokens_per_minute = options.tokens_per_minute;
   providers::VertexClient* client = ClientFor(client_options);
+  // The coordinator's share of the campaign's limits for this backend caps
+  // the client's buckets (shared by this worker's slots).
+  client->limiter().SetLimits(
+      CappedLimit(options.requests_per_minute, task.requests_per_minute()),
+      CappedLimit(options.tokens_per_minute, task.tokens_per_minute()));
 
   FTB_ASSIGN_OR_RETURN(const v1::Dataset dataset, datasets::LoadDataset(work.dataset()));
   if (ctx.cancelled()) return absl::CancelledError("vertex: cancelled");
