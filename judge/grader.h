@@ -11,11 +11,13 @@
 #ifndef FTB_JUDGE_GRADER_H_
 #define FTB_JUDGE_GRADER_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +52,10 @@ struct Verdict {
   std::string reason;
   // "<kind>/<version>" of the grader that decided, e.g. "rules/1".
   std::string grader;
+  // Tokens a service billed for this verdict, over every call it took (0 for
+  // rules and for verdicts read back from the cache).
+  uint64_t prompt_tokens = 0;
+  uint64_t completion_tokens = 0;
 
   std::string_view name() const { return VerdictName(kind); }
 };
@@ -91,6 +97,11 @@ class Grader {
   // the judge backend then keeps this grader's verdicts in the verdict cache
   // (judge/verdict_cache.h), keyed by id() and the item's texts.
   virtual bool cache_verdicts() const { return false; }
+
+  // Where the tokens of Verdict::prompt_tokens/completion_tokens are priced:
+  // (backend, model) in the price tables (cost/price_table.h), or empty for
+  // a grader that costs nothing.
+  virtual std::pair<std::string, std::string> price_key() const { return {}; }
 };
 
 // Makes a grader for a GraderSpec (kind and options). Errors are returned

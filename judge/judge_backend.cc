@@ -8,6 +8,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "cost/price_table.h"
 #include "absl/synchronization/mutex.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
@@ -63,9 +64,12 @@ class GraderBackend : public workers::TuningBackend {
     Sha256 digest;
     digest.UpdateField("ftb.judge.verdicts.v1");
     digest.UpdateField(grader->id());
+    uint64_t prompt_tokens = 0, completion_tokens = 0;
     for (size_t i = 0; i < items.size(); ++i) {
       const v1::JudgeItem& item = *items[i];
       Verdict& verdict = verdicts[i];
+      prompt_tokens += verdict.prompt_tokens;
+      completion_tokens += verdict.completion_tokens;
       v1::Verdict* out = result.add_verdicts();
       out->set_cell_id(item.cell_id());
       out->set_question_type(item.question_type());
@@ -79,6 +83,21 @@ class GraderBackend : public workers::TuningBackend {
       }
     }
     result.set_digest(DigestHex(digest.Finish()));
+    // What this attempt was billed (cached verdicts cost nothing again).
+    result.set_tokens(prompt_tokens + completion_tokens);
+    if (prompt_tokens + completion_tokens > 0) {
+      const auto [backend, model] = grader->price_key();
+      const cost::ModelPrice* price =
+          backend.empty() ? nullptr : cost::PriceTable::Builtin().Find(backend, model);
+      if (price == nullptr) {
+        ctx.Log(absl::StrCat("judge: no price for ", backend, "/", model,
+                             " in the price tables; cost recorded as 0"));
+      } else {
+        result.set_cost_usd((static_cast<double>(prompt_tokens) * price->input_per_1m_tokens +
+                             static_cast<double>(completion_tokens) * price->output_per_1m_tokens) /
+                            1e6);
+      }
+    }
     return result;
   }
 

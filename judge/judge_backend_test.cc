@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "cost/price_table.h"
 #include "gtest/gtest.h"
 
 namespace ftb::judge {
@@ -69,6 +70,49 @@ TEST_F(JudgeBackendTest, GradesEveryItemInOrder) {
   EXPECT_EQ((*backend)->Run(task, again)->digest(), r->digest());
   task.mutable_judge()->mutable_items(0)->set_answer("No");
   EXPECT_NE((*backend)->Run(task, again)->digest(), r->digest());
+}
+
+// A grader that bills tokens like an LLM judge: 100 prompt and 7 completion
+// tokens per verdict, priced as openai/gpt-4o.
+class MeteredGrader : public Grader {
+ public:
+  std::string_view kind() const override { return "metered"; }
+  std::string_view id() const override { return "metered/1"; }
+  Verdict Grade(const v1::JudgeItem&) const override {
+    Verdict v;
+    v.kind = VerdictKind::kCorrect;
+    v.grader = "metered/1";
+    v.prompt_tokens = 100;
+    v.completion_tokens = 7;
+    return v;
+  }
+  std::pair<std::string, std::string> price_key() const override { return {"openai", "gpt-4o"}; }
+};
+
+TEST(JudgeBackendCostTest, BilledTokensArePricedIntoTheResult) {
+  GraderRegistry graders;
+  ASSERT_TRUE(graders
+                  .Register("metered",
+                            [](const v1::GraderSpec&) -> absl::StatusOr<std::unique_ptr<Grader>> {
+                              return std::make_unique<MeteredGrader>();
+                            })
+                  .ok());
+  workers::BackendRegistry registry;
+  ASSERT_TRUE(RegisterJudgeBackends(registry, graders).ok());
+  auto backend = registry.Create("metered");
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  v1::TaskAssignment task = JudgeTask({{"a", "a"}, {"b", "b"}, {"c", "c"}});
+  task.set_backend("metered");
+  task.mutable_judge()->mutable_grader()->set_kind("metered");
+  workers::TaskContext ctx(task.task_id(), 1, nullptr);
+  absl::StatusOr<v1::TaskResult> r = (*backend)->Run(task, ctx);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->tokens(), 3u * 107u);
+  const cost::ModelPrice* price = cost::PriceTable::Builtin().Find("openai", "gpt-4o");
+  ASSERT_NE(price, nullptr);
+  ASSERT_GT(price->input_per_1m_tokens, 0);
+  EXPECT_DOUBLE_EQ(r->cost_usd(),
+                   (300 * price->input_per_1m_tokens + 21 * price->output_per_1m_tokens) / 1e6);
 }
 
 TEST_F(JudgeBackendTest, EmptyGraderKindMeansTheBackendsOwn) {

@@ -289,6 +289,14 @@ absl::StatusOr<Verdict> LlmGrader::GradeOne(const v1::JudgeItem& item,
       return absl::Status(reply.status().code(),
                           absl::StrCat("grader ", id_, ": ", reply.status().message()));
     }
+    if (auto u = reply->find("usage"); u != reply->end() && u->is_object()) {
+      auto count = [&u](const char* name) -> uint64_t {
+        auto f = u->find(name);
+        return f != u->end() && f->is_number_unsigned() ? f->get<uint64_t>() : 0;
+      };
+      v.prompt_tokens += count("prompt_tokens");
+      v.completion_tokens += count("completion_tokens");
+    }
     std::string content;
     const Json& choices = (*reply)["choices"];
     if (choices.is_array() && !choices.empty() && choices[0].is_object() &&

@@ -123,6 +123,10 @@ class LlmGrader : public Grader {
   absl::StatusOr<std::vector<Verdict>> GradeAll(absl::Span<const v1::JudgeItem* const> items,
                                                 const GradeAllOptions& options) const override;
   bool cache_verdicts() const override { return true; }
+  // Priced as the model on the `openai` backend (chat completions).
+  std::pair<std::string, std::string> price_key() const override {
+    return {"openai", options_.model};
+  }
 
   const LlmGraderOptions& options() const { return options_; }
 

@@ -266,6 +266,10 @@ TEST(LlmGraderTest, RetriesAnUnparseableReplyThenSucceeds) {
   EXPECT_EQ(v.kind, VerdictKind::kAbstained);
   EXPECT_EQ(v.reason, "says it does not know");
   EXPECT_EQ(f.transport->requests().size(), 2u);
+  // Both calls were billed (10 + 5 tokens each in Chat()).
+  EXPECT_EQ(v.prompt_tokens, 20u);
+  EXPECT_EQ(v.completion_tokens, 10u);
+  EXPECT_EQ(f.grader->price_key(), (std::pair<std::string, std::string>{"openai", "judge-1"}));
 }
 
 TEST(LlmGraderTest, UnparseableRepliesBecomeErrorVerdictsNotWrongAnswers) {
@@ -443,6 +447,8 @@ TEST_F(VerdictCacheTest, SecondGradingMakesNoCalls) {
     EXPECT_EQ((*v2)[i].kind, (*v1)[i].kind);
     EXPECT_EQ((*v2)[i].reason, (*v1)[i].reason);
     EXPECT_EQ((*v2)[i].grader, "llm/judge-1/r1");
+    EXPECT_EQ((*v1)[i].prompt_tokens, 10u);  // paid for once...
+    EXPECT_EQ((*v2)[i].prompt_tokens, 0u);   // ...and not again
   }
   EXPECT_EQ((*v2)[1].kind, VerdictKind::kIncorrect);
 
