@@ -30,6 +30,7 @@ struct TaskSlot {
   uint16_t attempt = 0;
   uint16_t done_attempt = 0;
   uint8_t state = v1::TASK_STATE_PENDING;
+  uint8_t uncounted_attempts = 0;  // ended by a provider pause (fits the padding)
 };
 
 struct JudgeTask {
@@ -288,6 +289,7 @@ absl::Status Scheduler::Recover() {
           TaskSlot& s = c->tasks[task];
           s.state = static_cast<uint8_t>(tr.state());
           s.attempt = static_cast<uint16_t>(tr.attempt());
+          s.uncounted_attempts = static_cast<uint8_t>(std::min<uint32_t>(tr.uncounted_attempts(), 255));
           s.done_attempt = static_cast<uint16_t>(tr.done_attempt());
           s.not_before_ms = tr.not_before_ms();
           if (tr.state() == v1::TASK_STATE_LEASED && options_.requeue_leased_on_recovery) {
@@ -754,7 +756,8 @@ absl::StatusOr<v1::FailTaskResponse> Scheduler::Fail(const v1::FailTaskRequest& 
   }
   std::string error = request.error().empty() ? "worker reported failure" : request.error();
   const bool pause = request.pause_campaign();
-  response.set_will_retry(FailAttempt(c, ref->task, error, request.retryable() || pause));
+  response.set_will_retry(
+      FailAttempt(c, ref->task, error, request.retryable() || pause, /*counted=*/!pause));
   response.set_outcome(v1::COMPLETION_OUTCOME_ACCEPTED);
   if (pause && c.record.state() == v1::CAMPAIGN_STATE_RUNNING) {
     std::string why = absl::StrCat("provider refused task ", request.task_id(), ": ", error,
@@ -798,7 +801,7 @@ absl::StatusOr<v1::RecordTaskIntentResponse> Scheduler::RecordIntent(
 }
 
 bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error,
-                            bool retryable) {
+                            bool retryable, bool counted) {
   TaskSlot& s = c.tasks[task];
   --c.leased;
   --c.leased_by_backend[c.BackendOf(task)];
@@ -811,7 +814,8 @@ bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error
   }
   const v1::RetryPolicy& retry = c.record.spec().retry();
   std::string id = TaskId(c, task);
-  if (retryable && s.attempt < retry.max_attempts()) {
+  if (!counted && s.uncounted_attempts < 255) ++s.uncounted_attempts;
+  if (retryable && s.attempt - s.uncounted_attempts < static_cast<int>(retry.max_attempts())) {
     s.state = v1::TASK_STATE_PENDING;
     s.not_before_ms = clock_->NowMs() + BackoffMs(retry, s.attempt);
     ++c.pending;
@@ -980,6 +984,7 @@ void Scheduler::PutTaskRecord(const Campaign& c, uint32_t task, const std::strin
   v1::TaskRecord r;
   r.set_state(static_cast<v1::TaskState>(s.state));
   r.set_attempt(s.attempt);
+  r.set_uncounted_attempts(s.uncounted_attempts);
   if (s.state == v1::TASK_STATE_LEASED) {
     r.set_worker_id(worker_names_[s.worker]);
     r.set_lease_deadline_ms(s.lease_deadline_ms);

@@ -226,7 +226,10 @@ class Scheduler {
   uint32_t WorkersOffering(const std::string& backend, v1::WorkerRole role) const;
   void FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignment* out) const;
   // A failed attempt (reported or expired): retry after backoff or fail.
-  bool FailAttempt(Campaign& c, uint32_t task, const std::string& error, bool retryable);
+  // `counted` false: the attempt does not count toward max_attempts (the
+  // provider paused the campaign; the task waits for the resume).
+  bool FailAttempt(Campaign& c, uint32_t task, const std::string& error, bool retryable,
+                   bool counted = true);
   void FinishTask(Campaign& c, uint32_t task, uint32_t attempt, const v1::TaskResult& result);
   void CellsOfTask(const Campaign& c, uint32_t task, std::vector<uint32_t>* cells) const;
   void MarkCellDone(Campaign& c, uint32_t cell);

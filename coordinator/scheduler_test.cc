@@ -493,6 +493,50 @@ TEST_F(SchedulerTest, ProviderPauseStopsLeasingUntilResumed) {
   EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
 }
 
+TEST_F(SchedulerTest, ProviderPausesDoNotUseUpAttempts) {
+  std::string id = Submit(Spec(1, 1));  // max_attempts 3
+  Register("w");
+  auto fail = [&](const v1::TaskAssignment& t, bool pause) {
+    v1::FailTaskRequest r;
+    r.set_worker_id("w");
+    r.set_task_id(t.task_id());
+    r.set_attempt(t.attempt());
+    r.set_error(pause ? "HTTP 429 insufficient_quota" : "HTTP 503");
+    r.set_retryable(true);
+    r.set_pause_campaign(pause);
+    absl::StatusOr<v1::FailTaskResponse> resp = scheduler_->Fail(r);
+    EXPECT_TRUE(resp.ok());
+    EXPECT_TRUE(scheduler_->Commit().ok());
+    return resp.ok() && resp->will_retry();
+  };
+  for (int i = 0; i < 4; ++i) {  // more pauses than max_attempts
+    auto t = Lease("w", 1);
+    ASSERT_EQ(t.size(), 1u) << i;
+    EXPECT_TRUE(fail(t[0], /*pause=*/true)) << i;
+    v1::UpdateBudgetRequest resume;
+    resume.set_campaign_id(id);
+    ASSERT_TRUE(scheduler_->UpdateBudget(resume).ok());
+    ASSERT_TRUE(scheduler_->Commit().ok());
+    clock_.AdvanceMs(60'000);  // past the backoff
+  }
+  Restart();  // the uncounted attempts are stored with the task
+  Register("w");
+  clock_.AdvanceMs(kLeaseMs * 3);
+  auto t = Lease("w", 1);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].attempt(), 5u);
+  EXPECT_TRUE(fail(t[0], /*pause=*/false));  // counted attempt 1 of 3
+  clock_.AdvanceMs(60'000);
+  t = Lease("w", 1);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_TRUE(fail(t[0], /*pause=*/false));  // 2 of 3
+  clock_.AdvanceMs(60'000);
+  t = Lease("w", 1);
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_FALSE(fail(t[0], /*pause=*/false));  // 3 of 3: failed for good
+  EXPECT_EQ(Progress(id).cells_failed(), 1u);
+}
+
 TEST_F(SchedulerTest, LeasesHeldAtACrashGetOneLeasePeriodThenExpire) {
   std::string id = Submit(Spec(1, 1));
   Register("w");
