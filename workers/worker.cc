@@ -656,7 +656,7 @@ Worker::FlushResult Worker::SendCompletions(const std::vector<std::shared_ptr<Ex
       }
       // Retrying the same request cannot help: drop the results.
       for (const auto& e : batch) {
-        ++stats_.dropped;
+        if (!e->detached) ++stats_.dropped;
         EraseLocked(e);
         messages.push_back(
             absl::StrCat("task ", e->task.task_id(), ": result dropped: ", status.ToString()));
@@ -671,7 +671,7 @@ Worker::FlushResult Worker::SendCompletions(const std::vector<std::shared_ptr<Ex
         if (outcome == v1::COMPLETION_OUTCOME_ACCEPTED ||
             outcome == v1::COMPLETION_OUTCOME_DUPLICATE) {
           ++stats_.completed;
-        } else {
+        } else if (!e->detached) {  // a heartbeat that saw the lease lost counted it already
           ++stats_.dropped;
           messages.push_back(
               absl::StrCat("task ", c.task_id(), " attempt ", c.attempt(),
