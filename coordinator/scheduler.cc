@@ -240,12 +240,12 @@ absl::Status Scheduler::Recover() {
   absl::Status scan_status;
   FTB_RETURN_IF_ERROR(store_->Scan(keys::kCampaignPrefix, {}, [&](std::string_view key,
                                                               std::string_view value) {
-    v1::Campaign record;
-    if (!record.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-      scan_status = absl::DataLossError(absl::StrCat("unreadable campaign record ", std::string(key)));
+    absl::StatusOr<v1::Campaign> record = keys::ParseProto<v1::Campaign>(key, value);
+    if (!record.ok()) {
+      scan_status = record.status();
       return false;
     }
-    records.push_back(std::move(record));
+    records.push_back(*std::move(record));
     return true;
   }));
   FTB_RETURN_IF_ERROR(scan_status);
@@ -262,30 +262,22 @@ absl::Status Scheduler::Recover() {
                                               status.message()));
     }
     // JUDGE tasks first: task records may refer to them.
-    FTB_RETURN_IF_ERROR(store_->Scan(
-        keys::JudgeTaskPrefix(id), {}, [&](std::string_view key, std::string_view value) {
-          uint32_t task;
-          v1::JudgeTaskRecord jr;
-          if (!keys::TaskIndexFromKey(key, &task) ||
-              !jr.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-            scan_status = absl::DataLossError(absl::StrCat("unreadable judge task in ", id));
-            return false;
-          }
+    FTB_RETURN_IF_ERROR(keys::ScanTaskRows<v1::JudgeTaskRecord>(
+        *store_, keys::JudgeTaskPrefix(id), [&](uint32_t task, v1::JudgeTaskRecord jr) {
           if (c->tasks.size() <= task) c->tasks.resize(task + 1);
           uint32_t cell = jr.cell_index();
           c->judge[task] = JudgeTask{cell, std::move(jr)};
-          return true;
+          return absl::OkStatus();
         }));
-    FTB_RETURN_IF_ERROR(scan_status);
-    FTB_RETURN_IF_ERROR(store_->Scan(
-        keys::TaskRecordPrefix(id), {}, [&](std::string_view key, std::string_view value) {
-          uint32_t task;
-          v1::TaskRecord tr;
-          if (!keys::TaskIndexFromKey(key, &task) || task >= c->tasks.size() ||
-              !tr.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-            scan_status = absl::DataLossError(absl::StrCat("unreadable task record in ", id));
-            return false;
-          }
+    const auto known_task = [&](uint32_t task) {
+      return task < c->tasks.size()
+                 ? absl::OkStatus()
+                 : absl::DataLossError(absl::StrCat("campaign ", id, ": stored task ", task,
+                                                    " is not in its plan"));
+    };
+    FTB_RETURN_IF_ERROR(keys::ScanTaskRows<v1::TaskRecord>(
+        *store_, keys::TaskRecordPrefix(id), [&](uint32_t task, const v1::TaskRecord& tr) {
+          FTB_RETURN_IF_ERROR(known_task(task));
           TaskSlot& s = c->tasks[task];
           s.state = static_cast<uint8_t>(tr.state());
           s.attempt = static_cast<uint16_t>(tr.attempt());
@@ -302,22 +294,14 @@ absl::Status Scheduler::Recover() {
             s.lease_deadline_ms = std::max(tr.lease_deadline_ms(), now + c->LeaseMs());
           }
           c->cost_usd += tr.cost_usd();
-          return true;
+          return absl::OkStatus();
         }));
-    FTB_RETURN_IF_ERROR(scan_status);
-    FTB_RETURN_IF_ERROR(store_->Scan(
-        keys::IntentPrefix(id), {}, [&](std::string_view key, std::string_view value) {
-          uint32_t task;
-          v1::TaskIntents intents;
-          if (!keys::TaskIndexFromKey(key, &task) || task >= c->tasks.size() ||
-              !intents.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-            scan_status = absl::DataLossError(absl::StrCat("unreadable task intents in ", id));
-            return false;
-          }
+    FTB_RETURN_IF_ERROR(keys::ScanTaskRows<v1::TaskIntents>(
+        *store_, keys::IntentPrefix(id), [&](uint32_t task, v1::TaskIntents intents) {
+          FTB_RETURN_IF_ERROR(known_task(task));
           c->intents[task] = std::move(intents);
-          return true;
+          return absl::OkStatus();
         }));
-    FTB_RETURN_IF_ERROR(scan_status);
     FTB_RETURN_IF_ERROR(
         store_->Scan(keys::EventPrefix(id), {}, [&](std::string_view, std::string_view value) {
           v1::EventRecord e;

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "google/protobuf/message_lite.h"
 #include "storage/state_store.h"
 
@@ -71,6 +72,28 @@ absl::StatusOr<Proto> GetProto(const StateStore& store, std::string_view key) {
   absl::StatusOr<std::string> raw = store.Get(key);
   if (!raw.ok()) return raw.status();
   return ParseProto<Proto>(key, *raw);
+}
+
+// Visits the rows of a per-task table (TaskRecordPrefix, ResultPrefix,
+// JudgeTaskPrefix, IntentPrefix) in index order, decoded: `visit(task,
+// row)`. Stops at the first error: kDataLoss naming the key for a row whose
+// key or value does not decode, or whatever `visit` returns.
+template <typename Proto, typename Visit>
+absl::Status ScanTaskRows(const StateStore& store, std::string_view prefix, Visit visit) {
+  absl::Status status;
+  FTB_RETURN_IF_ERROR(store.Scan(prefix, {}, [&](std::string_view key,
+                                                         std::string_view value) {
+    uint32_t task = 0;
+    if (key.size() != prefix.size() + 4 || !TaskIndexFromKey(key, &task)) {
+      status = absl::DataLossError(
+          absl::StrCat("malformed key \"", absl::CHexEscape(std::string(key)), "\""));
+      return false;
+    }
+    absl::StatusOr<Proto> row = ParseProto<Proto>(key, value);
+    status = row.ok() ? visit(task, *std::move(row)) : row.status();
+    return status.ok();
+  }));
+  return status;
 }
 
 }  // namespace ftb::storage::tables

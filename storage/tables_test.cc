@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "ftb/v1/coordinator.pb.h"
 #include "ftb/v1/state.pb.h"
 #include "gtest/gtest.h"
 #include "storage/memory_state_store.h"
@@ -69,6 +70,49 @@ TEST(TablesTest, GetProtoReportsMissingAndUnreadableRows) {
   EXPECT_EQ(std::string(bad.message()), "unreadable ftb.v1.Campaign at key \"c/bad\"");
   uint32_t task = 0;
   EXPECT_FALSE(TaskIndexFromKey("abc", &task));
+}
+
+TEST(TablesTest, ScanTaskRowsDecodesAndStopsAtTheFirstError) {
+  MemoryStateStore store;
+  WriteBatch batch;
+  for (uint32_t task : {3u, 1u, 2u}) {
+    v1::TaskRecord r;
+    r.set_attempt(task * 10);
+    PutProto(batch, TaskRecord("c", task), r);
+  }
+  ASSERT_TRUE(store.Write(batch).ok());
+  std::vector<std::pair<uint32_t, uint32_t>> seen;
+  ASSERT_TRUE(ScanTaskRows<v1::TaskRecord>(store, TaskRecordPrefix("c"),
+                                           [&](uint32_t task, const v1::TaskRecord& r) {
+                                             seen.emplace_back(task, r.attempt());
+                                             return absl::OkStatus();
+                                           })
+                  .ok());
+  EXPECT_EQ(seen, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 10}, {2, 20}, {3, 30}}));
+  // The visitor's error ends the scan.
+  int visits = 0;
+  absl::Status stopped = ScanTaskRows<v1::TaskRecord>(
+      store, TaskRecordPrefix("c"), [&](uint32_t, const v1::TaskRecord&) {
+        ++visits;
+        return absl::DataLossError("no");
+      });
+  EXPECT_EQ(stopped.message(), "no");
+  EXPECT_EQ(visits, 1);
+  // A key that is not prefix + 4-byte index, and a value that does not parse.
+  ASSERT_TRUE(store.Put(TaskRecordPrefix("c") + "xy", "").ok());
+  EXPECT_EQ(ScanTaskRows<v1::TaskRecord>(store, TaskRecordPrefix("c"),
+                                         [](uint32_t, const v1::TaskRecord&) {
+                                           return absl::OkStatus();
+                                         })
+                .code(),
+            absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(store.Put(Result("d", 0), std::string("\xff\xff\xff", 3)).ok());
+  EXPECT_EQ(ScanTaskRows<v1::TaskCompletion>(store, ResultPrefix("d"),
+                                             [](uint32_t, const v1::TaskCompletion&) {
+                                               return absl::OkStatus();
+                                             })
+                .code(),
+            absl::StatusCode::kDataLoss);
 }
 
 }  // namespace
