@@ -440,22 +440,8 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
     }
     return entry;
   };
-  v1::TaskResult result;
-  absl::StatusOr<AnswerTotals> totals = AnswerAllCells(
-      work_, dataset, model_for_epoch, cache, ask, ctx_, "ftb.workers.openai.v1", &result);
-  if (!totals.ok()) {
-    if (totals.status().code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError("openai: cancelled while answering");
-    }
-    return totals.status();
-  }
-  ctx_.Log(absl::StrCat("openai: ", totals->asked, " answers asked, ", totals->reused,
-                        " reused from the answer cache; trained tokens ", trained_tokens,
-                        ", prompt ", totals->prompt_tokens, ", completion ",
-                        totals->completion_tokens));
-  PriceProviderResult(kName, work_.model().name(), trained_tokens, *totals, ctx_, &result);
-  ctx_.SetProgress(1, "answered");
-  return result;
+  return AnswerAndPrice(kName, work_, dataset, model_for_epoch, cache, ask, trained_tokens, ctx_,
+                        "ftb.workers.openai.v1");
 }
 
 }  // namespace

@@ -290,4 +290,27 @@ void PriceProviderResult(std::string_view backend, const std::string& model,
                        1e6);
 }
 
+absl::StatusOr<v1::TaskResult> AnswerAndPrice(
+    std::string_view backend, const v1::TuneWork& work, const v1::Dataset& dataset,
+    const std::map<uint32_t, std::string>& model_for_epoch, AnswerCache& cache, const AskFn& ask,
+    uint64_t trained_tokens, TaskContext& ctx, std::string_view digest_domain) {
+  v1::TaskResult result;
+  absl::StatusOr<AnswerTotals> totals =
+      AnswerAllCells(work, dataset, model_for_epoch, cache, ask, ctx, digest_domain, &result);
+  if (!totals.ok()) {
+    if (totals.status().code() == absl::StatusCode::kCancelled) {
+      return absl::CancelledError(
+          absl::StrCat(std::string(backend), ": cancelled while answering"));
+    }
+    return totals.status();
+  }
+  ctx.Log(absl::StrCat(std::string(backend), ": ", totals->asked, " answers asked, ",
+                       totals->reused, " reused from the answer cache; trained tokens ",
+                       trained_tokens, ", prompt ", totals->prompt_tokens, ", completion ",
+                       totals->completion_tokens));
+  PriceProviderResult(backend, work.model().name(), trained_tokens, *totals, ctx, &result);
+  ctx.SetProgress(1, "answered");
+  return result;
+}
+
 }  // namespace ftb::workers

@@ -129,6 +129,15 @@ void PriceProviderResult(std::string_view backend, const std::string& model,
                          uint64_t trained_tokens, const AnswerTotals& totals, TaskContext& ctx,
                          v1::TaskResult* result);
 
+// The end of every provider task: AnswerAllCells, a log line of what was
+// asked and reused, PriceProviderResult and progress 1. `backend` names the
+// backend in messages and prices. Errors: as AnswerAllCells (kCancelled
+// says "<backend>: cancelled while answering").
+absl::StatusOr<v1::TaskResult> AnswerAndPrice(
+    std::string_view backend, const v1::TuneWork& work, const v1::Dataset& dataset,
+    const std::map<uint32_t, std::string>& model_for_epoch, AnswerCache& cache, const AskFn& ask,
+    uint64_t trained_tokens, TaskContext& ctx, std::string_view digest_domain);
+
 }  // namespace ftb::workers
 
 #endif  // FTB_WORKERS_PROVIDER_TASK_H_

@@ -392,24 +392,11 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
   }
 
   AnswerCache cache(cache_path);
-  v1::TaskResult result;
-  absl::StatusOr<AnswerTotals> totals = AnswerAllCells(
-      work_, dataset, endpoint_for_epoch, cache,
-      [this](const std::string& endpoint, const v1::QaItem& q) { return Ask(endpoint, q); }, ctx_,
-      "ftb.workers.vertex.v1", &result);
-  if (!totals.ok()) {
-    if (totals.status().code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError("vertex: cancelled while answering");
-    }
-    return totals.status();
-  }
-  ctx_.Log(absl::StrCat("vertex: ", totals->asked, " answers asked, ", totals->reused,
-                        " reused from the answer cache; trained tokens ", trained_tokens,
-                        ", prompt ", totals->prompt_tokens, ", completion ",
-                        totals->completion_tokens));
-  PriceProviderResult(kName, work_.model().name(), trained_tokens, *totals, ctx_, &result);
-  ctx_.SetProgress(1, "answered");
-  return result;
+  const AskFn ask = [this](const std::string& endpoint, const v1::QaItem& q) {
+    return Ask(endpoint, q);
+  };
+  return AnswerAndPrice(kName, work_, dataset, endpoint_for_epoch, cache, ask, trained_tokens,
+                        ctx_, "ftb.workers.vertex.v1");
 }
 
 }  // namespace
