@@ -70,11 +70,53 @@ constexpr std::array<absl::string_view, 4> kFineTuneBenchDatasets = {
 
 constexpr uint32_t kMaxEpochs = 1000;
 
+// What each backend can do with the grid's special values (docs/spec.md,
+// "Base model and auto"): evaluate the untuned model at epochs 0, and send
+// nothing for an `auto` learning rate multiplier or batch size so that the
+// provider picks. The backends themselves enforce the same at run time.
+struct BackendAbilities {
+  absl::string_view backend;
+  // Epochs 0: "yes", "no", or the name of a model option it needs.
+  absl::string_view base_model;
+  // Why epochs 0 is refused (base_model "no" or the option missing).
+  absl::string_view base_model_why;
+  bool accepts_auto;
+  absl::string_view auto_why;
+};
+constexpr std::array<BackendAbilities, 6> kBackendAbilities = {{
+    {"local", "yes", "", false,
+     "the local trainer has no provider default to pick; give numbers"},
+    {"replay", "no",
+     "the recorded responses are of fine-tuned models only; there is no base-model (epochs 0) "
+     "column to replay",
+     true, ""},
+    {"openai", "yes", "", true, ""},
+    {"vertex", "yes", "", true, ""},
+    {"command", "endpoint",
+     "epochs 0 asks the base model through options.endpoint; an answering command needs a "
+     "trained model",
+     false, "your training command has no provider default to pick; give numbers"},
+    {"test", "yes", "", true, ""},
+}};
+
+const BackendAbilities* AbilitiesOf(absl::string_view backend) {
+  for (const BackendAbilities& a : kBackendAbilities) {
+    if (a.backend == backend) return &a;
+  }
+  return nullptr;
+}
+
 // Keys of each mapping, in the order docs/spec.md lists them.
 constexpr std::array<absl::string_view, 9> kTopKeys = {
     "name", "description", "datasets", "models", "grid", "judge", "budget", "retry", "limits"};
-constexpr std::array<absl::string_view, 7> kDatasetKeys = {
-    "source", "name", "path", "size", "seed", "question_types", "label"};
+constexpr std::array<absl::string_view, 9> kDatasetKeys = {
+    "source", "name",  "path",           "size",      "seed",
+    "question_types",  "label", "evaluation_only", "comparison"};
+// `comparison:` values; "all" is stored as "".
+constexpr std::array<absl::string_view, 2> kComparisonValues = {"all", "paper"};
+// The spelling of "let the provider choose" on the learning rate and batch
+// size axes; stored as 0.
+constexpr absl::string_view kAuto = "auto";
 constexpr std::array<absl::string_view, 4> kAxisKeys = {"epochs", "learning_rate_multiplier",
                                                         "batch_size", "seed"};
 constexpr std::array<absl::string_view, 7> kModelKeys = {
@@ -135,6 +177,11 @@ std::string OneOf(const Container& values) {
 
 template <typename Container>
 bool Contains(const Container& values, absl::string_view v) {
+  return std::find(std::begin(values), std::end(values), v) != std::end(values);
+}
+
+template <typename Container, typename T>
+bool HasValue(const Container& values, T v) {
   return std::find(std::begin(values), std::end(values), v) != std::end(values);
 }
 
@@ -389,11 +436,18 @@ class Parser {
   absl::StatusOr<Struct> ToStruct(const Field& f, std::vector<YAML::Node>& ancestors) const;
   absl::StatusOr<Value> ToValue(const Field& f, std::vector<YAML::Node>& ancestors) const;
   absl::Status ReadAxes(const Mapping& m, v1::GridAxes* axes) const;
-  absl::Status ReadUintAxis(const Field& f, uint64_t max, absl::string_view expected,
-                            absl::string_view expected_range,
+  // Integers in [min, max]; with allow_auto, also `auto`, stored as 0.
+  absl::Status ReadUintAxis(const Field& f, uint64_t min, uint64_t max,
+                            absl::string_view expected, absl::string_view expected_range,
                             google::protobuf::RepeatedField<uint32_t>* out32,
-                            google::protobuf::RepeatedField<uint64_t>* out64) const;
+                            google::protobuf::RepeatedField<uint64_t>* out64,
+                            bool allow_auto = false) const;
+  // Positive numbers or `auto` (stored as 0).
   absl::Status ReadDoubleAxis(const Field& f, google::protobuf::RepeatedField<double>* out) const;
+  // The checks of kBackendAbilities over the parsed spec: `models` and
+  // `grid` are the fields they were read from (grid may be absent).
+  absl::Status CheckBackendAbilities(const v1::CampaignSpec& spec, const Field& models,
+                                     const Field* grid, const Field& datasets) const;
   // Checks `f` is a scalar or a non-empty list of scalars; returns the
   // element fields.
   absl::StatusOr<std::vector<Field>> AxisElements(const Field& f, absl::string_view expected) const;
@@ -628,16 +682,21 @@ absl::StatusOr<std::vector<Field>> Parser::AxisElements(const Field& f,
   return out;
 }
 
-absl::Status Parser::ReadUintAxis(const Field& f, uint64_t max, absl::string_view expected,
-                                  absl::string_view expected_range,
+absl::Status Parser::ReadUintAxis(const Field& f, uint64_t min, uint64_t max,
+                                  absl::string_view expected, absl::string_view expected_range,
                                   google::protobuf::RepeatedField<uint32_t>* out32,
-                                  google::protobuf::RepeatedField<uint64_t>* out64) const {
+                                  google::protobuf::RepeatedField<uint64_t>* out64,
+                                  bool allow_auto) const {
   FTB_ASSIGN_OR_RETURN(std::vector<Field> elements, AxisElements(f, expected));
-  const uint64_t min = out32 != nullptr ? 1 : 0;
   std::vector<uint64_t> seen;
   for (const Field& e : elements) {
     std::optional<uint64_t> v = PlainUint(e.node);
-    if (!v.has_value() || *v < min) return Expected(e, expected);
+    if (allow_auto && e.node.IsScalar() && e.node.Scalar() == kAuto) {
+      v = 0;  // auto; min >= 1 keeps a literal 0 out
+    } else if (v.has_value() && *v < min) {
+      return Expected(e, expected);
+    }
+    if (!v.has_value()) return Expected(e, expected);
     // A well-formed integer that is merely too large gets the bound named.
     if (*v > max) return Expected(e, expected_range);
     if (std::find(seen.begin(), seen.end(), *v) != seen.end()) {
@@ -653,11 +712,14 @@ absl::Status Parser::ReadUintAxis(const Field& f, uint64_t max, absl::string_vie
 
 absl::Status Parser::ReadDoubleAxis(const Field& f,
                                     google::protobuf::RepeatedField<double>* out) const {
-  constexpr absl::string_view kExpected = "a list of positive numbers";
+  constexpr absl::string_view kExpected = "a list of positive numbers or auto";
   FTB_ASSIGN_OR_RETURN(std::vector<Field> elements, AxisElements(f, kExpected));
   for (const Field& e : elements) {
-    FTB_ASSIGN_OR_RETURN(double v, ReadNumber(
-                                       e, [](double d) { return d > 0; }, kExpected));
+    double v = 0;  // auto
+    if (!(e.node.IsScalar() && e.node.Scalar() == kAuto)) {
+      FTB_ASSIGN_OR_RETURN(v, ReadNumber(
+                                  e, [](double d) { return d > 0; }, kExpected));
+    }
     if (std::find(out->begin(), out->end(), v) != out->end()) {
       return Expected(e, "a list without duplicates",
                       absl::StrCat(Quote(e.node.Scalar()), " twice"));
@@ -669,23 +731,129 @@ absl::Status Parser::ReadDoubleAxis(const Field& f,
 
 absl::Status Parser::ReadAxes(const Mapping& m, v1::GridAxes* axes) const {
   if (const Field* f = m.Find("epochs")) {
-    FTB_RETURN_IF_ERROR(
-        ReadUintAxis(*f, kMaxEpochs, "a list of positive integers",
-                     absl::StrCat("a list of positive integers no greater than ", kMaxEpochs),
-                     axes->mutable_epochs(), nullptr));
+    // 0 is the base model, evaluated untuned.
+    FTB_RETURN_IF_ERROR(ReadUintAxis(
+        *f, 0, kMaxEpochs, "a list of non-negative integers (0 = the base model)",
+        absl::StrCat("a list of non-negative integers no greater than ", kMaxEpochs),
+        axes->mutable_epochs(), nullptr));
   }
   if (const Field* f = m.Find("learning_rate_multiplier")) {
     FTB_RETURN_IF_ERROR(ReadDoubleAxis(*f, axes->mutable_learning_rate_multiplier()));
   }
   if (const Field* f = m.Find("batch_size")) {
-    FTB_RETURN_IF_ERROR(ReadUintAxis(*f, std::numeric_limits<uint32_t>::max(),
-                                     "a list of positive integers", "a list of positive integers",
-                                     axes->mutable_batch_size(), nullptr));
+    FTB_RETURN_IF_ERROR(ReadUintAxis(*f, 1, std::numeric_limits<uint32_t>::max(),
+                                     "a list of positive integers or auto",
+                                     "a list of positive integers or auto",
+                                     axes->mutable_batch_size(), nullptr, /*allow_auto=*/true));
   }
   if (const Field* f = m.Find("seed")) {
-    FTB_RETURN_IF_ERROR(
-        ReadUintAxis(*f, std::numeric_limits<uint64_t>::max(), "a list of non-negative integers",
-                     "a list of non-negative integers", nullptr, axes->mutable_seed()));
+    FTB_RETURN_IF_ERROR(ReadUintAxis(*f, 0, std::numeric_limits<uint64_t>::max(),
+                                     "a list of non-negative integers",
+                                     "a list of non-negative integers", nullptr,
+                                     axes->mutable_seed()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::CheckBackendAbilities(const v1::CampaignSpec& spec, const Field& models,
+                                           const Field* grid, const Field& datasets) const {
+  // The element of axis `f` written as `special` ("0" or "auto"), for the
+  // error's position; `f` itself when none is found.
+  const auto element = [](const Field& f, absl::string_view special) -> Field {
+    if (f.node.IsSequence()) {
+      size_t index = 0;
+      for (const YAML::Node& e : f.node) {
+        Field ef = ElementField(f, e, index++);
+        ef.path = f.path;
+        if (e.IsScalar() && (e.Scalar() == special || (special == "0" && PlainUint(e) == 0u))) {
+          return ef;
+        }
+      }
+    }
+    return f;
+  };
+  // The field axis `key` of models[i] was read from: its own, else the grid's.
+  const auto axis_field = [&](size_t i, absl::string_view key, bool own) -> std::optional<Field> {
+    if (own) {
+      absl::StatusOr<Mapping> m =
+          ReadMapping(ElementField(models, models.node[i], i), kModelKeys, "a mapping");
+      if (m.ok() && m->Find(key) != nullptr) return *m->Find(key);
+      return std::nullopt;
+    }
+    if (grid == nullptr) return std::nullopt;
+    absl::StatusOr<Mapping> m = ReadMapping(*grid, kAxisKeys, "a mapping");
+    if (m.ok() && m->Find(key) != nullptr) return *m->Find(key);
+    return std::nullopt;
+  };
+  const auto can_query_base = [](const BackendAbilities& a, const v1::ModelSpec& model) {
+    if (a.base_model == "yes") return true;
+    if (a.base_model == "no") return false;
+    return model.options().fields().contains(std::string(a.base_model));
+  };
+  const auto refuse = [&](const Field& f, size_t i, bool own, absl::string_view expected,
+                          absl::string_view why, absl::string_view key,
+                          absl::string_view got) -> absl::Status {
+    const v1::ModelSpec& model = spec.models(static_cast<int>(i));
+    if (own) {
+      return Expected(f, absl::StrCat(expected, " for backend ", model.backend(), " (", why, ")"),
+                      got);
+    }
+    return Expected(f,
+                    absl::StrCat(expected, " for models[", i, "] (backend ", model.backend(),
+                                 ": ", why, "; or set ", key, " in models[", i, "])"),
+                    got);
+  };
+  for (size_t i = 0; i < static_cast<size_t>(spec.models_size()); ++i) {
+    const v1::ModelSpec& model = spec.models(static_cast<int>(i));
+    const BackendAbilities* a = AbilitiesOf(model.backend());
+    if (a == nullptr) continue;
+    const v1::GridAxes& own = model.grid();
+    {
+      const bool is_own = !own.epochs().empty();
+      const auto& epochs = is_own ? own.epochs() : spec.grid().epochs();
+      if (HasValue(epochs, 0u) && !can_query_base(*a, model)) {
+        std::optional<Field> f = axis_field(i, "epochs", is_own);
+        if (f.has_value()) {
+          return refuse(element(*f, "0"), i, is_own, "epochs of at least 1", a->base_model_why,
+                        "epochs", "\"0\"");
+        }
+      }
+    }
+    if (a->accepts_auto) continue;
+    for (absl::string_view key : {"learning_rate_multiplier", "batch_size"}) {
+      const bool lr = key == "learning_rate_multiplier";
+      const bool is_own =
+          lr ? !own.learning_rate_multiplier().empty() : !own.batch_size().empty();
+      const bool has_auto =
+          lr ? HasValue(is_own ? own.learning_rate_multiplier()
+                               : spec.grid().learning_rate_multiplier(),
+                        0.0)
+             : HasValue(is_own ? own.batch_size() : spec.grid().batch_size(), 0u);
+      if (!has_auto) continue;
+      std::optional<Field> f = axis_field(i, key, is_own);
+      if (f.has_value()) {
+        return refuse(element(*f, kAuto), i, is_own, "numbers", a->auto_why, key,
+                      Quote(kAuto));
+      }
+    }
+  }
+  // An evaluation-only dataset runs at epochs 0 on every model.
+  for (int d = 0; d < spec.datasets_size(); ++d) {
+    if (!spec.datasets(d).evaluation_only()) continue;
+    for (int i = 0; i < spec.models_size(); ++i) {
+      const v1::ModelSpec& model = spec.models(i);
+      const BackendAbilities* a = AbilitiesOf(model.backend());
+      if (a == nullptr || can_query_base(*a, model)) continue;
+      absl::StatusOr<Mapping> m = ReadMapping(
+          ElementField(datasets, datasets.node[static_cast<size_t>(d)], static_cast<size_t>(d)),
+          kDatasetKeys, "a mapping");
+      Field f = m.ok() ? m->Get("evaluation_only") : datasets;
+      return Expected(f,
+                      absl::StrCat("false while models[", i, "] uses backend ", model.backend(),
+                                   " (an evaluation-only dataset runs at epochs 0: ",
+                                   a->base_model_why, ")"),
+                      Quote("true"));
+    }
   }
   return absl::OkStatus();
 }
@@ -753,6 +921,22 @@ absl::Status Parser::ReadDataset(const Field& f, v1::DatasetSpec* out, Field* la
       }
       out->add_question_types(type);
     }
+  }
+
+  if (const Field* e = m.Find("evaluation_only")) {
+    bool value = false;
+    if (!e->node.IsScalar() || IsStringTagged(e->node) || !IsBoolText(e->node.Scalar(), &value)) {
+      return Expected(*e, "true or false");
+    }
+    out->set_evaluation_only(value);
+  }
+  if (const Field* c = m.Find("comparison")) {
+    FTB_ASSIGN_OR_RETURN(std::string value, ReadEnum(*c, kComparisonValues));
+    if (value == "paper" && (builtin || out->name() != "fictional_people")) {
+      return Expected(*c, "all (the paper's comparison set is fictional_people's)",
+                      Quote(value));
+    }
+    out->set_comparison(value == "all" ? "" : value);
   }
 
   if (const Field* label = m.Find("label")) {
@@ -1026,6 +1210,8 @@ absl::StatusOr<v1::CampaignSpec> Parser::Parse(absl::string_view yaml) {
     FTB_ASSIGN_OR_RETURN(Mapping m, ReadMapping(*g, kAxisKeys, "a mapping"));
     FTB_RETURN_IF_ERROR(ReadAxes(m, grid));
   }
+  FTB_RETURN_IF_ERROR(
+      CheckBackendAbilities(spec, top.Get("models"), top.Find("grid"), top.Get("datasets")));
   if (grid->epochs().empty()) grid->add_epochs(kDefaultEpochs);
   if (grid->learning_rate_multiplier().empty()) {
     grid->add_learning_rate_multiplier(kDefaultLearningRateMultiplier);

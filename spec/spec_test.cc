@@ -154,7 +154,8 @@ std::vector<ErrorCase> ErrorCases() {
        "datasets:\n"
        "- {source: builtin, name: people, sise: 3}\n",
        "campaign.yaml:3:35: datasets[0].sise: expected one of the keys [source, "
-       "name, path, size, seed, question_types, label], got \"sise\""},
+       "name, path, size, seed, question_types, label, evaluation_only, comparison], got "
+       "\"sise\""},
       {"MissingSource", "name: c\ndatasets:\n- {name: people}\n",
        "campaign.yaml:3:3: datasets[0].source: expected one of [builtin, "
        "finetunebench], got nothing"},
@@ -353,41 +354,123 @@ std::vector<ErrorCase> ErrorCases() {
        "  epochs:\n"
        "  - 1\n"
        "  - ten\n",
-       "campaign.yaml:12:5: models[1].epochs: expected a list of positive "
-       "integers, got \"ten\""},
+       "campaign.yaml:12:5: models[1].epochs: expected a list of non-negative "
+       "integers (0 = the base model), got \"ten\""},
       {"ModelEpochsQuotedNumber",
        head.substr(0, head.rfind("- {")) + "- {name: m, backend: local, epochs: [\"10\"]}\n",
-       "campaign.yaml:5:38: models[0].epochs: expected a list of positive "
-       "integers, got \"10\""},
+       "campaign.yaml:5:38: models[0].epochs: expected a list of non-negative "
+       "integers (0 = the base model), got \"10\""},
 
       // ----- grid -----
-      {"EpochsZero", head + "grid: {epochs: [0, 1]}\n",
-       "campaign.yaml:6:17: grid.epochs: expected a list of positive integers, "
-       "got \"0\""},
+      {"EpochsNegative", head + "grid: {epochs: [0, -1]}\n",
+       "campaign.yaml:6:20: grid.epochs: expected a list of non-negative integers "
+       "(0 = the base model), got \"-1\""},
       {"EpochsTooMany", head + "grid: {epochs: 1001}\n",
-       "campaign.yaml:6:16: grid.epochs: expected a list of positive integers "
+       "campaign.yaml:6:16: grid.epochs: expected a list of non-negative integers "
        "no greater than 1000, got \"1001\""},
       {"EpochsMapping", head + "grid:\n  epochs: {min: 1, max: 30}\n",
-       "campaign.yaml:7:11: grid.epochs: expected a list of positive integers, "
-       "got a mapping"},
+       "campaign.yaml:7:11: grid.epochs: expected a list of non-negative integers "
+       "(0 = the base model), got a mapping"},
       {"EpochsNestedList", head + "grid:\n  epochs: [1, [2, 3]]\n",
-       "campaign.yaml:7:15: grid.epochs: expected a list of positive integers, "
-       "got a list"},
+       "campaign.yaml:7:15: grid.epochs: expected a list of non-negative integers "
+       "(0 = the base model), got a list"},
       {"EpochsEmptyList", head + "grid: {epochs: []}\n",
-       "campaign.yaml:6:16: grid.epochs: expected a non-empty list of positive "
-       "integers, got an empty list"},
+       "campaign.yaml:6:16: grid.epochs: expected a non-empty list of non-negative "
+       "integers (0 = the base model), got an empty list"},
+      {"EpochsAuto", head + "grid: {epochs: [auto]}\n",
+       "campaign.yaml:6:17: grid.epochs: expected a list of non-negative integers "
+       "(0 = the base model), got \"auto\""},
+      // Epochs 0 where the backend cannot ask an untuned model.
+      {"EpochsZeroOnReplayModel",
+       head.substr(0, head.rfind("- {")) + "- {name: m, backend: replay, epochs: [0, 1]}\n",
+       "campaign.yaml:5:39: models[0].epochs: expected epochs of at least 1 for backend replay "
+       "(the recorded responses are of fine-tuned models only; there is no base-model (epochs 0) "
+       "column to replay), got \"0\""},
+      {"EpochsZeroInGridForReplay",
+       head.substr(0, head.rfind("- {")) + "- {name: m, backend: replay}\n" +
+           "grid: {epochs: [1, 0]}\n",
+       "campaign.yaml:6:20: grid.epochs: expected epochs of at least 1 for models[0] (backend "
+       "replay: the recorded responses are of fine-tuned models only; there is no base-model "
+       "(epochs 0) column to replay; or set epochs in models[0]), got \"0\""},
+      {"EpochsZeroCommandWithoutEndpoint",
+       head.substr(0, head.rfind("- {")) +
+           "- {name: m, backend: command, options: {train: t, answer: a}, epochs: [0]}\n",
+       "campaign.yaml:5:72: models[0].epochs: expected epochs of at least 1 for backend command "
+       "(epochs 0 asks the base model through options.endpoint; an answering command needs a "
+       "trained model), got \"0\""},
+      {"EvaluationOnlyDatasetWithReplay",
+       "name: c\n"
+       "datasets:\n"
+       "- {source: builtin, name: people, evaluation_only: true}\n"
+       "models:\n"
+       "- {name: m, backend: replay}\n",
+       "campaign.yaml:3:52: datasets[0].evaluation_only: expected false while models[0] uses "
+       "backend replay (an evaluation-only dataset runs at epochs 0: the recorded responses are "
+       "of fine-tuned models only; there is no base-model (epochs 0) column to replay), got "
+       "\"true\""},
+      {"EvaluationOnlyNotBool",
+       "name: c\n"
+       "datasets:\n"
+       "- {source: builtin, name: people, evaluation_only: yes}\n",
+       "campaign.yaml:3:52: datasets[0].evaluation_only: expected true or false, got \"yes\""},
+      {"ComparisonUnknown",
+       "name: c\n"
+       "datasets:\n"
+       "- {source: finetunebench, name: fictional_people, path: /d, comparison: first25}\n",
+       "campaign.yaml:3:73: datasets[0].comparison: expected one of [all, paper], got "
+       "\"first25\""},
+      {"ComparisonPaperOnBuiltin",
+       "name: c\n"
+       "datasets:\n"
+       "- {source: builtin, name: people, comparison: paper}\n",
+       "campaign.yaml:3:47: datasets[0].comparison: expected all (the paper's comparison set is "
+       "fictional_people's), got \"paper\""},
+      {"ComparisonPaperOnMedical",
+       "name: c\n"
+       "datasets:\n"
+       "- {source: finetunebench, name: medical, path: /d, comparison: paper}\n",
+       "campaign.yaml:3:64: datasets[0].comparison: expected all (the paper's comparison set is "
+       "fictional_people's), got \"paper\""},
       {"DuplicateEpochs", head + "grid: {epochs: [1, 5, 1]}\n",
        "campaign.yaml:6:23: grid.epochs: expected a list without duplicates, "
        "got \"1\" twice"},
       {"LearningRateNegative", head + "grid: {learning_rate_multiplier: [1.0, 2, -0.5]}\n",
        "campaign.yaml:6:43: grid.learning_rate_multiplier: expected a list of "
-       "positive numbers, got \"-0.5\""},
+       "positive numbers or auto, got \"-0.5\""},
+      {"LearningRateZero", head + "grid: {learning_rate_multiplier: [0]}\n",
+       "campaign.yaml:6:35: grid.learning_rate_multiplier: expected a list of "
+       "positive numbers or auto, got \"0\""},
+      {"LearningRateAutoTwice", head + "grid: {learning_rate_multiplier: [auto, 1, auto]}\n",
+       "campaign.yaml:6:44: grid.learning_rate_multiplier: expected a list "
+       "without duplicates, got \"auto\" twice"},
+      {"LearningRateAutomatic", head + "grid: {learning_rate_multiplier: automatic}\n",
+       "campaign.yaml:6:34: grid.learning_rate_multiplier: expected a list of "
+       "positive numbers or auto, got \"automatic\""},
+      // auto where no provider picks: local and command.
+      {"AutoLearningRateInGridForLocal", head + "grid: {learning_rate_multiplier: [1, auto]}\n",
+       "campaign.yaml:6:38: grid.learning_rate_multiplier: expected numbers for models[0] "
+       "(backend local: the local trainer has no provider default to pick; give numbers; or set "
+       "learning_rate_multiplier in models[0]), got \"auto\""},
+      {"AutoBatchSizeOnLocalModel",
+       head.substr(0, head.rfind("- {")) + "- {name: m, backend: local, batch_size: auto}\n",
+       "campaign.yaml:5:41: models[0].batch_size: expected numbers for backend local (the local "
+       "trainer has no provider default to pick; give numbers), got \"auto\""},
+      {"AutoBatchSizeOnCommandModel",
+       head.substr(0, head.rfind("- {")) +
+           "- {name: m, backend: command, options: {train: t, answer: a}}\n" +
+           "grid: {batch_size: [auto]}\n",
+       "campaign.yaml:6:21: grid.batch_size: expected numbers for models[0] (backend command: "
+       "your training command has no provider default to pick; give numbers; or set batch_size "
+       "in models[0]), got \"auto\""},
+      {"BatchSizeZero", head + "grid: {batch_size: [0]}\n",
+       "campaign.yaml:6:21: grid.batch_size: expected a list of positive "
+       "integers or auto, got \"0\""},
       {"LearningRateDuplicate", head + "grid: {learning_rate_multiplier: [1, 1.0]}\n",
        "campaign.yaml:6:38: grid.learning_rate_multiplier: expected a list "
        "without duplicates, got \"1.0\" twice"},
       {"BatchSizeFraction", head + "grid: {batch_size: 1.5}\n",
        "campaign.yaml:6:20: grid.batch_size: expected a list of positive "
-       "integers, got \"1.5\""},
+       "integers or auto, got \"1.5\""},
       {"SeedNegative", head + "grid: {seed: [0, -1]}\n",
        "campaign.yaml:6:18: grid.seed: expected a list of non-negative "
        "integers, got \"-1\""},
@@ -716,6 +799,34 @@ TEST(SpecTest, PartialSectionsKeepOtherDefaults) {
   EXPECT_EQ(spec->budget().per_cell_usd(), 3);
 }
 
+// Epochs 0 (the base model) and `auto` (stored as 0) where the backends
+// take them; a local model's own numbers override an auto grid.
+TEST(SpecTest, BaseModelEpochsAndAutoHyperparameters) {
+  absl::StatusOr<v1::CampaignSpec> spec = ParseCampaignSpec(
+      "name: c\n"
+      "datasets:\n"
+      "- {source: finetunebench, name: coding, path: /d, evaluation_only: true}\n"
+      "- {source: finetunebench, name: fictional_people, path: /d, comparison: paper}\n"
+      "- {source: finetunebench, name: medical, path: /d, comparison: all}\n"
+      "models:\n"
+      "- {name: gpt, backend: openai}\n"
+      "- {name: gemini, backend: vertex}\n"
+      "- {name: l, backend: local, learning_rate_multiplier: 1, batch_size: [4, 8]}\n"
+      "- {name: c, backend: command, options: {train: t, endpoint: {base_url: u, model: m}}, "
+      "learning_rate_multiplier: 2, batch_size: 1}\n"
+      "grid: {epochs: [0, 1, 5, 10, 30], learning_rate_multiplier: [auto], batch_size: auto}\n",
+      "campaign.yaml", ErrorEnv());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_THAT(spec->grid().epochs(), ElementsAre(0, 1, 5, 10, 30));
+  EXPECT_THAT(spec->grid().learning_rate_multiplier(), ElementsAre(0.0));
+  EXPECT_THAT(spec->grid().batch_size(), ElementsAre(0u));
+  EXPECT_THAT(spec->models(2).grid().batch_size(), ElementsAre(4u, 8u));
+  EXPECT_TRUE(spec->datasets(0).evaluation_only());
+  EXPECT_FALSE(spec->datasets(1).evaluation_only());
+  EXPECT_EQ(spec->datasets(1).comparison(), "paper");
+  EXPECT_EQ(spec->datasets(2).comparison(), "");  // all
+}
+
 TEST(SpecTest, ScalarAxisIsOneElementList) {
   absl::StatusOr<v1::CampaignSpec> spec = ParseCampaignSpec(
       "name: c\n"
@@ -993,7 +1104,12 @@ TEST(SpecFilesTest, PaperCampaignNeedsFineTuneBenchDir) {
   EXPECT_THAT(models, ElementsAre("gpt-4o-mini-2024-07-18@openai", "gpt-3.5-turbo-0125@openai",
                                   "gpt-4o-2024-08-06@openai", "gemini-1.5-flash-002@vertex",
                                   "gemini-1.5-pro-002@vertex"));
-  EXPECT_THAT(spec->grid().epochs(), ElementsAre(1, 5, 10, 30));
+  // The base-model baseline and the providers' default hyperparameters.
+  EXPECT_THAT(spec->grid().epochs(), ElementsAre(0, 1, 5, 10, 30));
+  EXPECT_THAT(spec->grid().learning_rate_multiplier(), ElementsAre(0.0));  // auto
+  EXPECT_THAT(spec->grid().batch_size(), ElementsAre(0u));                 // auto
+  EXPECT_EQ(spec->datasets(1).comparison(), "paper");
+  EXPECT_TRUE(spec->datasets(3).evaluation_only());  // coding: no training file in every copy
 }
 
 class LoadFileTest : public ::testing::Test {
