@@ -13,7 +13,7 @@ TEST(GraderRegistryTest, BuiltinKinds) {
   absl::StatusOr<std::unique_ptr<Grader>> rules = CreateGrader("rules");
   ASSERT_TRUE(rules.ok()) << rules.status();
   EXPECT_EQ((*rules)->kind(), "rules");
-  EXPECT_EQ((*rules)->id(), "rules/1");
+  EXPECT_EQ((*rules)->id(), "rules/2");
 }
 
 TEST(GraderRegistryTest, LlmIsBuiltIn) {
@@ -99,13 +99,13 @@ TEST(VerdictTest, NamesAndProto) {
   item.set_cell_id("cell");
   item.set_question_type("secondary");
   item.set_question_id("q#3");
-  v1::Verdict v = ToProto(item, Verdict{VerdictKind::kStale, "old", "rules/1"});
+  v1::Verdict v = ToProto(item, Verdict{VerdictKind::kStale, "old", "rules/2"});
   EXPECT_EQ(v.cell_id(), "cell");
   EXPECT_EQ(v.question_type(), "secondary");
   EXPECT_EQ(v.question_id(), "q#3");
   EXPECT_EQ(v.verdict(), "stale");
   EXPECT_EQ(v.reason(), "old");
-  EXPECT_EQ(v.grader(), "rules/1");
+  EXPECT_EQ(v.grader(), "rules/2");
 }
 
 }  // namespace

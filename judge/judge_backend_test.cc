@@ -61,7 +61,7 @@ TEST_F(JudgeBackendTest, GradesEveryItemInOrder) {
     EXPECT_EQ(r->verdicts(i).cell_id(), "cell-a");
     EXPECT_EQ(r->verdicts(i).question_id(), "q#" + std::to_string(i));
     EXPECT_EQ(r->verdicts(i).question_type(), i % 2 == 0 ? "memorization" : "secondary");
-    EXPECT_EQ(r->verdicts(i).grader(), "rules/1");
+    EXPECT_EQ(r->verdicts(i).grader(), "rules/2");
   }
   EXPECT_EQ(r->answers_size(), 0);
   EXPECT_EQ(r->digest().size(), 64u);

@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace ftb::judge {
 namespace {
@@ -282,8 +284,55 @@ enum class Match {
 
 bool Positive(Match m) { return m == Match::kExact || m == Match::kNumber || m == Match::kPhrase; }
 
+// The question (item.prompt), normalised on first use: most answers never
+// need it.
+class LazyQuestion {
+ public:
+  LazyQuestion(std::string_view prompt, std::string& buffer) : prompt_(prompt), buffer_(buffer) {}
+  const Norm& Get() {
+    if (!done_) {
+      norm_ = Normalize(prompt_, buffer_);
+      done_ = true;
+    }
+    return norm_;
+  }
+
+ private:
+  const std::string_view prompt_;
+  std::string& buffer_;
+  bool done_ = false;
+  Norm norm_;
+};
+
+// The hedge guard of rule 6: the answer has an "or" that neither the
+// reference has nor the question does in the same place (the answer's
+// "<word> or <word>" is not in the question: "somewhat or very favorable"
+// copied from the question is not a hedge).
+bool Hedges(const Norm& answer, const Norm& reference, LazyQuestion& question) {
+  if (!answer.Has(" or ") || reference.Has(" or ")) return false;
+  // The tokens around the " or " at `pos` of `s`; "" at either end.
+  auto around = [](std::string_view s, size_t pos) {
+    const size_t next_start = pos + 4;
+    const size_t next_end = s.find(' ', next_start);
+    return std::pair<std::string_view, std::string_view>(
+        TokenBefore(s, pos),
+        next_end == kNpos ? std::string_view() : s.substr(next_start, next_end - next_start));
+  };
+  for (size_t pos = answer.s.find(" or "); pos != kNpos; pos = answer.s.find(" or ", pos + 1)) {
+    const auto words = around(answer.s, pos);
+    if (words.first.empty() || words.second.empty()) return true;
+    bool echoed = false;
+    const std::string_view q = question.Get().s;
+    for (size_t at = q.find(" or "); at != kNpos && !echoed; at = q.find(" or ", at + 1)) {
+      echoed = around(q, at) == words;
+    }
+    if (!echoed) return true;
+  }
+  return false;
+}
+
 // Rule 6 of rules_grader.h: does `answer` give `reference`?
-Match MatchAnswer(const Norm& answer, const Norm& reference) {
+Match MatchAnswer(const Norm& answer, const Norm& reference, LazyQuestion& question) {
   if (answer.s == reference.s) return Match::kExact;
   // The needle: the reference's number for a numeric reference, else all
   // of its words; padded, so a find is a whole-token match.
@@ -308,11 +357,109 @@ Match MatchAnswer(const Norm& answer, const Norm& reference) {
   }
   size_t pos = answer.s.find(needle);
   if (pos == kNpos) return Match::kNone;
-  if (answer.Has(" or ") && !reference.Has(" or ")) return Match::kHedged;
+  if (Hedges(answer, reference, question)) return Match::kHedged;
   for (; pos != kNpos; pos = answer.s.find(needle, pos + 1)) {
     if (!IsNegation(TokenBefore(answer.s, pos))) return found;
   }
   return Match::kNegated;
+}
+
+// --- Rule 6d: the key fact of a long reference ------------------------------
+
+// Words that carry no fact of their own (the articles are gone already).
+// Negations are not among them: they are facts.
+bool IsStopword(std::string_view t) {
+  static constexpr std::array<std::string_view, 71> kStopwords = {
+      "of",    "to",    "for",   "in",    "on",    "at",    "by",    "with",  "and",   "or",
+      "as",    "is",    "are",   "was",   "were",  "be",    "been",  "being", "should", "must",
+      "can",   "could", "may",   "might", "will",  "would", "shall", "this",  "that",  "these",
+      "those", "it",    "its",   "their", "his",   "her",   "your",  "you",   "he",    "she",
+      "they",  "them",  "we",    "our",   "i",     "me",    "my",    "do",    "does",  "did",
+      "has",   "have",  "had",   "from",  "than",  "then",  "so",    "such",  "also",  "which",
+      "who",   "what",  "when",  "where", "how",   "there", "here",  "very",  "into",  "per",
+      "plus"};
+  for (std::string_view w : kStopwords) {
+    if (t == w) return true;
+  }
+  return false;
+}
+
+bool IsKeyFactNegation(std::string_view t) {
+  return IsNegation(t) || t == "without" || t == "avoid" || t == "cannot" || t == "cant";
+}
+
+// A crude stem, so "tests", "testing" and "tested" meet: a trailing "s"
+// (not "ss"), then "ing" or "ed", off words of letters longer than 4 bytes.
+std::string_view Stem(std::string_view t) {
+  if (t.size() <= 4 || IsNumberToken(t)) return t;
+  for (char c : t) {
+    if (!IsAsciiLetter(static_cast<unsigned char>(c))) return t;
+  }
+  if (t.back() == 's' && t[t.size() - 2] != 's') t.remove_suffix(1);
+  if (t.size() > 5 && t.ends_with("ing")) {
+    t.remove_suffix(3);
+  } else if (t.size() > 4 && t.ends_with("ed")) {
+    t.remove_suffix(2);
+  }
+  return t;
+}
+
+bool Contains(const std::vector<std::string_view>& v, std::string_view t) {
+  for (std::string_view x : v) {
+    if (x == t) return true;
+  }
+  return false;
+}
+
+// The distinct stems of the content words of `n`, in order.
+void ContentTokens(const Norm& n, std::vector<std::string_view>& out) {
+  out.clear();
+  for (size_t p = 0; p + 1 < n.s.size();) {
+    const size_t e = n.s.find(' ', p + 1);
+    const std::string_view t = n.s.substr(p + 1, e - p - 1);
+    p = e;
+    if (t.empty() || IsStopword(t)) continue;
+    const std::string_view stem = Stem(t);
+    if (!Contains(out, stem)) out.push_back(stem);
+  }
+}
+
+constexpr size_t kKeyFactMinReferenceWords = 4;
+
+// Rule 6d: how many of the reference's content words a short answer that
+// states its key fact gives, or 0 when it does not (see rules_grader.h).
+int KeyFactHits(const Norm& answer, const Norm& reference, LazyQuestion& question) {
+  thread_local std::vector<std::string_view> ref, ans, q, kept;
+  ContentTokens(reference, ref);
+  if (ref.size() < kKeyFactMinReferenceWords) return 0;
+  ContentTokens(answer, ans);
+  ContentTokens(question.Get(), q);
+  // Words the answer merely copies from the question do not count either way.
+  kept.clear();
+  for (std::string_view t : ans) {
+    if (Contains(ref, t) || !Contains(q, t)) kept.push_back(t);
+  }
+  int hits = 0;
+  bool answer_negates = false;
+  for (std::string_view t : kept) {
+    const bool hit = Contains(ref, t);
+    hits += hit;
+    // A number the reference does not have is another fact.
+    if (!hit && IsNumberToken(t)) return 0;
+    answer_negates = answer_negates || IsKeyFactNegation(t);
+  }
+  // A reference that starts with its number ("14 days of ...") needs it.
+  if (IsNumberToken(ref[0]) && !Contains(kept, ref[0])) return 0;
+  bool reference_negates = false;
+  for (std::string_view t : ref) reference_negates = reference_negates || IsKeyFactNegation(t);
+  if (answer_negates && !reference_negates) return 0;
+  if (hits < 2) return 0;
+  // Precision: at least 3/4 of what the answer says is in the reference.
+  if (4 * hits < 3 * static_cast<int>(kept.size())) return 0;
+  // Coverage: at least 1/4 of the reference.
+  if (4 * hits < static_cast<int>(ref.size())) return 0;
+  if (Hedges(answer, reference, question)) return 0;
+  return hits;
 }
 
 enum class YesNo { kNeither, kYes, kNo, kBoth };
@@ -442,7 +589,7 @@ bool Abstains(const Norm& answer, std::string_view raw, std::string& scratch) {
 
 // Per-thread buffers, so grading does not allocate once they have grown.
 struct Scratch {
-  std::string answer, reference, before, segment;
+  std::string answer, reference, before, segment, question;
 };
 
 Scratch& ThreadScratch() {
@@ -508,13 +655,14 @@ Verdict RulesGrader::Grade(const v1::JudgeItem& item) const {
     }
   }
 
-  const Match match = MatchAnswer(answer, reference);
+  LazyQuestion question(item.prompt(), scratch.question);
+  const Match match = MatchAnswer(answer, reference, question);
   const bool has_before = before.tokens > 0;
   if (Positive(match)) {
     // The old value contains the new one ("apply transform" -> "transform"):
     // an answer giving the whole old value is stale.
     if (has_before && match != Match::kExact && before.Has(reference.s) &&
-        Positive(MatchAnswer(answer, before))) {
+        Positive(MatchAnswer(answer, before, question))) {
       return Make(VerdictKind::kStale, "gives the answer from before the update");
     }
     switch (match) {
@@ -526,8 +674,16 @@ Verdict RulesGrader::Grade(const v1::JudgeItem& item) const {
         return Make(VerdictKind::kCorrect, "the reference is in the answer");
     }
   }
-  if (has_before && Positive(MatchAnswer(answer, before))) {
+  if (has_before && Positive(MatchAnswer(answer, before, question))) {
     return Make(VerdictKind::kStale, "gives the answer from before the update");
+  }
+  if (match == Match::kNone) {
+    const int hits = KeyFactHits(answer, reference, question);
+    const int before_hits = has_before ? KeyFactHits(answer, before, question) : 0;
+    if (hits > before_hits) return Make(VerdictKind::kCorrect, "states the reference's key fact");
+    if (before_hits > 0) {
+      return Make(VerdictKind::kStale, "states the key fact from before the update");
+    }
   }
   if (Abstains(answer, item.answer(), scratch.segment)) {
     return Make(VerdictKind::kAbstained, "declined to answer");

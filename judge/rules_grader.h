@@ -1,4 +1,4 @@
-// The `rules` grader (id "rules/1"): deterministic, no model, no I/O. It
+// The `rules` grader (id "rules/2"): deterministic, no model, no I/O. It
 // replaces the FineTuneBench notebook's `answer.lower() == reference.lower()`
 // with the rules below. Thread-safe: Grade() keeps no state between calls
 // (it reuses thread-local scratch buffers, so it does not allocate once
@@ -66,9 +66,37 @@
 //      - an occurrence right after a negation (not, no, never, nor, isnt,
 //        wasnt, arent, werent, dont, doesnt, didnt) does not count ("It is
 //        not blue." incorrect; "Not red; blue." correct);
-//      - an answer with the word "or" does not match by b or c, unless the
-//        reference has "or" too ("red, blue or yellow", "126 or 127":
-//        hedging between alternatives is incorrect).
+//      - an answer with the word "or" does not match by b, c or d, unless
+//        the reference has "or" too, or every "<word> or <word>" of the
+//        answer is copied from the question ("red, blue or yellow", "126 or
+//        127": hedging between alternatives is incorrect; "50% have a
+//        somewhat or very favorable opinion", asked about "a somewhat or
+//        very favorable opinion", is not a hedge).
+//     d. KEY FACT (long references: medical guidance, news phrases). When
+//        a-c find nothing, rule 7 has not found answer_before by a-c (it
+//        is checked first), and the reference has at least 4 content words
+//        (words other than function words such as of, to, is, should, and;
+//        a crude stem joins "tests", "testing", "tested"), a short answer
+//        that states the reference's key fact matches. The answer's words
+//        it merely copies from the question (item.prompt) and that are not
+//        in the reference are set aside; of the rest ("kept"):
+//         - a number the reference does not have fails ("10 days" for "14
+//           days of ..."); a reference that starts with a number needs it;
+//         - a negation (not, no, never, without, avoid, ...) fails unless
+//           the reference has one too;
+//         - at least 2 kept words are in the reference, at least 3/4 of the
+//           kept words are, and they cover at least 1/4 of the reference's
+//           content words.
+//        "14 days." and "Prescribe it for 14 days" match "14 days of
+//        bismuth-based quadruple therapy"; "Proceed to surgery without
+//        further testing." matches "Proceed directly to surgery without
+//        further cardiac testing, as DASI score >34 indicates ..."; "7
+//        days", "Order a stress test before surgery" do not. With updated
+//        knowledge the same test runs against answer_before: an answer
+//        sharing at least as many words with answer_before as with the
+//        reference is stale ("10 days" for before "10 days of ..."). Our
+//        measurement of this rule on a labelled set is in README, Grading
+//        (judge/rules_labelled_test.cc).
 //     A matching answer is correct even if it also hedges ("I am not sure,
 //     but I think it is blue").
 //  7. Updated knowledge (answer_before non-empty and different from the
@@ -110,7 +138,9 @@ namespace ftb::judge {
 class RulesGrader : public Grader {
  public:
   static constexpr std::string_view kKind = "rules";
-  static constexpr std::string_view kId = "rules/1";
+  // rules/2 (from rules/1): rule 6d (key fact of long references) and the
+  // "or" copied from the question is no hedge.
+  static constexpr std::string_view kId = "rules/2";
 
   std::string_view kind() const override { return kKind; }
   std::string_view id() const override { return kId; }

@@ -16,11 +16,13 @@ struct Case {
   const char* answer;
   const char* verdict;
   const char* answer_before = "";
+  const char* prompt = "";  // the question
 };
 
 std::ostream& operator<<(std::ostream& os, const Case& c) {
   os << "reference \"" << c.reference << "\", answer \"" << c.answer << "\"";
   if (*c.answer_before != '\0') os << ", before \"" << c.answer_before << "\"";
+  if (*c.prompt != '\0') os << ", question \"" << c.prompt << "\"";
   return os;
 }
 
@@ -32,9 +34,10 @@ TEST_P(RulesGraderTableTest, GivesTheExpectedVerdict) {
   item.set_reference(c.reference);
   item.set_answer(c.answer);
   item.set_answer_before(c.answer_before);
+  item.set_prompt(c.prompt);
   const Verdict v = RulesGrader().Grade(item);
   EXPECT_EQ(v.name(), c.verdict) << c << " (reason: " << v.reason << ")";
-  EXPECT_EQ(v.grader, "rules/1");
+  EXPECT_EQ(v.grader, "rules/2");
 }
 
 // Each block exercises one rule of rules_grader.h, with the cases that must
@@ -83,6 +86,36 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"blue", "His favourite colour isn't blue", "incorrect"},
         Case{"blue", "Not red; blue.", "correct"}, Case{"blue", "red, blue or yellow", "incorrect"},
         Case{"126", "126 or 127", "incorrect"},
+        // ... but an "or" the answer copies from the question is no hedge.
+        Case{"40%", "40% rate it good or very good.", "correct", "",
+             "What share rate the park good or very good?"},
+        Case{"40%", "40% or 45% rate it good or very good.", "incorrect", "",
+             "What share rate the park good or very good?"},
+        Case{"40%", "40% rate it good or great.", "incorrect", "",
+             "What share rate the park good or very good?"},
+        // Rule 6d: a short answer stating the key fact of a long reference.
+        Case{"21 days of twice-daily saline rinses", "21 days.", "correct"},
+        Case{"21 days of twice-daily saline rinses", "Rinse for 21 days", "correct"},
+        Case{"21 days of twice-daily saline rinses", "12 days.", "incorrect"},
+        Case{"21 days of twice-daily saline rinses", "Saline rinses twice daily", "incorrect"},
+        Case{"21 days of twice-daily saline rinses", "7 days.", "stale",
+             "7 days of twice-daily saline rinses"},
+        Case{"Start oral iron and recheck ferritin in eight weeks",
+             "Oral iron, then recheck ferritin", "correct"},
+        Case{"Start oral iron and recheck ferritin in eight weeks",
+             "Do not start oral iron", "incorrect"},
+        Case{"Start oral iron and recheck ferritin in eight weeks",
+             "Start intravenous iron and recheck hemoglobin", "incorrect"},
+        Case{"Start oral iron and recheck ferritin in eight weeks",
+             "Oral iron or an iron infusion", "incorrect"},
+        Case{"Start oral iron and recheck ferritin in eight weeks", "Iron", "incorrect"},
+        // Words copied from the question count neither way.
+        Case{"Refer to cardiology within two weeks for an echocardiogram",
+             "Refer him within two weeks", "correct", "",
+             "A man has a murmur. When should you refer him?"},
+        Case{"Refer to cardiology within two weeks for an echocardiogram",
+             "A man has a murmur, refer him", "incorrect", "",
+             "A man has a murmur. When should you refer him?"},
         Case{"black or white", "Black or white.", "correct"},
         Case{"black or white", "It is black or white", "correct"},
         // Rule 5: yes/no inside a sentence.
@@ -131,7 +164,7 @@ TEST(RulesGraderTest, UnavailableAnswersAreNotGraded) {
   const Verdict v = RulesGrader().Grade(item);
   EXPECT_EQ(v.kind, VerdictKind::kNoAnswer);
   EXPECT_EQ(v.reason, "recorded response is a verdict (\"Correct\"), not an answer");
-  EXPECT_EQ(v.grader, "rules/1");
+  EXPECT_EQ(v.grader, "rules/2");
 }
 
 TEST(RulesGraderTest, Reasons) {
