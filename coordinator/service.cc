@@ -1,5 +1,6 @@
 #include "coordinator/service.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -134,6 +135,16 @@ void SchedulerLoop::Loop() {
         event.set_time_ms(RealClock::Get()->NowMs());
         *event.mutable_progress() = got->progress();
         sink(event);
+      }
+      // Forget watchers that have gone (hundreds may come and go).
+      if (last_progress.size() > 2 * sinks_.size() + 16) {
+        absl::flat_hash_map<uint64_t, std::string> live;
+        for (const auto& [handle, id, sink] : sinks_) {
+          if (auto it = last_progress.find(handle); it != last_progress.end()) {
+            live.emplace(handle, std::move(it->second));
+          }
+        }
+        last_progress.swap(live);
       }
     }
     if (stopping) {
@@ -443,30 +454,46 @@ namespace {
 // Streams a snapshot, then every event, until the campaign ends or the
 // client cancels. One write in flight at a time (gRPC's rule); later events
 // queue, and only the newest progress matters, so the queue is bounded.
+//
+// Lifetime. Two parties hold the reactor: gRPC, until OnDone, and the
+// snapshot operation posted to the loop, until its `done` callback (which
+// Post always runs, after the commit or at once when stopping). The reactor
+// deletes itself when both have let go (Release), and unsubscribes first:
+// sinks run under the loop's mutex and Unsubscribe takes it, so once it
+// returns no event is being delivered or can be. A client may cancel at any
+// moment, even before the loop has taken the snapshot; the operation then
+// finds `done_` set and does not subscribe, and every Push after Finish is
+// dropped (`finished_`). All gRPC calls (StartWrite, Finish) happen under
+// mu_ and only while !finished_, so there is exactly one Finish.
 class WatchReactor : public grpc::ServerWriteReactor<v1::CampaignEvent> {
  public:
   WatchReactor(SchedulerLoop* loop, std::string campaign_id)
       : loop_(loop), campaign_id_(std::move(campaign_id)) {
     auto snapshot = std::make_shared<absl::StatusOr<v1::GetCampaignResponse>>(
-        absl::UnknownError("unset"));
-    loop_->Post([this, snapshot](Scheduler& s) {
-      *snapshot = s.Get(campaign_id_);
-      if (snapshot->ok()) {
-        // Subscribe on the loop thread so no event falls between the
-        // snapshot and the subscription.
-        handle_ = loop_->Subscribe(campaign_id_, [this](const v1::CampaignEvent& e) { Push(e); });
-      }
-    },
-                [this, snapshot](const absl::Status&) {
-                  if (!snapshot->ok()) {
-                    Finish(ToGrpcStatus(snapshot->status()));
-                    return;
-                  }
-                  v1::CampaignEvent first;
-                  first.set_time_ms(0);
-                  *first.mutable_progress() = (*snapshot)->progress();
-                  Push(first);
-                });
+        absl::UnavailableError("coordinator is shutting down"));
+    loop_->Post(
+        [this, snapshot](Scheduler& s) {
+          *snapshot = s.Get(campaign_id_);
+          // Subscribe on the loop thread so no event falls between the
+          // snapshot and the subscription; not once gRPC is done with us.
+          if (!snapshot->ok() || done_.load(std::memory_order_acquire)) return;
+          uint64_t handle =
+              loop_->Subscribe(campaign_id_, [this](const v1::CampaignEvent& e) { Push(e); });
+          absl::MutexLock lock(&mu_);
+          handle_ = handle;
+        },
+        [this, snapshot](const absl::Status& commit) {
+          if (!commit.ok() || !snapshot->ok()) {
+            absl::MutexLock lock(&mu_);
+            FinishLocked(ToGrpcStatus(!commit.ok() ? commit : snapshot->status()));
+          } else {
+            v1::CampaignEvent first;
+            first.set_time_ms(0);
+            *first.mutable_progress() = (*snapshot)->progress();
+            Push(first);
+          }
+          Release();
+        });
   }
 
   void OnWriteDone(bool ok) override {
@@ -485,11 +512,23 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::CampaignEvent> {
   }
 
   void OnDone() override {
-    if (handle_ != 0) loop_->Unsubscribe(handle_);
-    delete this;
+    done_.store(true, std::memory_order_release);
+    Release();
   }
 
  private:
+  // Drops one of the two holds (class comment); the last one deletes.
+  void Release() {
+    if (holds_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    uint64_t handle;
+    {
+      absl::MutexLock lock(&mu_);
+      handle = handle_;
+    }
+    if (handle != 0) loop_->Unsubscribe(handle);
+    delete this;
+  }
+
   void Push(const v1::CampaignEvent& e) {
     absl::MutexLock lock(&mu_);
     if (finished_) return;
@@ -521,8 +560,10 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::CampaignEvent> {
 
   SchedulerLoop* loop_;
   const std::string campaign_id_;
-  uint64_t handle_ = 0;  // set on the loop thread before any Push
+  std::atomic<int> holds_{2};     // gRPC (until OnDone) + the snapshot operation
+  std::atomic<bool> done_{false};  // OnDone has run
   absl::Mutex mu_;
+  uint64_t handle_ ABSL_GUARDED_BY(mu_) = 0;  // 0 = not subscribed
   std::deque<v1::CampaignEvent> pending_ ABSL_GUARDED_BY(mu_);
   v1::CampaignEvent current_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
