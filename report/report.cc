@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -51,29 +52,72 @@ std::vector<std::string> Datasets(const CampaignReport& r) {
 
 std::string Pct(double v) { return absl::StrFormat("%.1f%%", 100 * v); }
 
+// "3 no_answer, 1 error": the answers left out of n, by why.
+std::string FormatUngraded(const TypeCounts& t) {
+  std::vector<std::string> parts;
+  if (t.no_answer) parts.push_back(absl::StrCat(t.no_answer, " no_answer"));
+  if (t.errors) parts.push_back(absl::StrCat(t.errors, " error"));
+  const uint64_t other = t.excluded - t.no_answer - t.errors;
+  if (other) parts.push_back(absl::StrCat(other, " ungraded"));
+  return absl::StrJoin(parts, ", ");
+}
+
 std::string FormatCounts(const TypeCounts& t) {
-  if (t.n == 0) return t.excluded ? absl::StrCat("— (", t.excluded, " ungraded)") : "—";
+  if (t.n == 0) return t.excluded ? absl::StrCat("— (", FormatUngraded(t), ")") : "—";
   auto [lo, hi] = WilsonInterval(t.correct, t.n);
   std::string s = absl::StrFormat("%s [%.0f–%.0f] n=%d", Pct(double(t.correct) / t.n), 100 * lo,
                                   100 * hi, t.n);
   if (t.stale) absl::StrAppend(&s, absl::StrFormat(", stale %d", t.stale));
-  if (t.excluded) absl::StrAppend(&s, absl::StrFormat(", %d ungraded", t.excluded));
+  if (t.excluded) absl::StrAppend(&s, ", ", FormatUngraded(t));
   return s;
 }
 
-std::string Lr(double v) { return absl::StrFormat("%g", v); }
+// The learning rate multiplier and batch size as plans show them: 0 is
+// `auto` (the provider's default; coordinator/planner.h).
+std::string Lr(double v) { return v == 0 ? "auto" : absl::StrFormat("%g", v); }
+std::string Batch(uint32_t v) { return v == 0 ? "auto" : absl::StrCat(v); }
+nlohmann::ordered_json LrJson(double v) {
+  return v == 0 ? nlohmann::ordered_json("auto") : nlohmann::ordered_json(v);
+}
+nlohmann::ordered_json BatchJson(uint32_t v) {
+  return v == 0 ? nlohmann::ordered_json("auto") : nlohmann::ordered_json(v);
+}
+
+// A reference answer as a yes/no class: 'y', 'n', or 0 for anything else
+// (case, surrounding whitespace and one final '.' ignored).
+char YesNoClass(const std::string& reference) {
+  std::string r = absl::AsciiStrToLower(absl::StripAsciiWhitespace(reference));
+  if (!r.empty() && r.back() == '.') r.pop_back();
+  if (r == "yes") return 'y';
+  if (r == "no") return 'n';
+  return 0;
+}
 
 // Adds one verdict to `t` (see the accounting in report.h); "" (no verdict)
-// adds nothing.
-void CountVerdict(const std::string& verdict, TypeCounts& t) {
+// adds nothing. `reference` is the question's YesNoClass (0 when unknown).
+void CountVerdict(const std::string& verdict, TypeCounts& t, char reference = 0) {
   if (verdict.empty()) return;
   if (verdict == "no_answer" || verdict == "error") {
     ++t.excluded;
+    ++(verdict == "error" ? t.errors : t.no_answer);
     return;
   }
   ++t.n;
   if (verdict == "correct") ++t.correct;
   if (verdict == "stale") ++t.stale;
+  if (reference == 'y') ++t.reference_yes;
+  if (reference == 'n') ++t.reference_no;
+}
+
+void Add(const TypeCounts& from, TypeCounts& to) {
+  to.correct += from.correct;
+  to.n += from.n;
+  to.stale += from.stale;
+  to.excluded += from.excluded;
+  to.no_answer += from.no_answer;
+  to.errors += from.errors;
+  to.reference_yes += from.reference_yes;
+  to.reference_no += from.reference_no;
 }
 
 bool Gradable(const std::string& v) {
@@ -118,12 +162,7 @@ class AgreementCounter {
 
 TypeCounts PoolAll(const std::map<std::string, TypeCounts>& types) {
   TypeCounts out;
-  for (const auto& [type, t] : types) {
-    out.correct += t.correct;
-    out.n += t.n;
-    out.stale += t.stale;
-    out.excluded += t.excluded;
-  }
+  for (const auto& [type, t] : types) Add(t, out);
   return out;
 }
 
@@ -136,17 +175,39 @@ std::string FormatUnanimous(const PanelAgreement& a) {
   return absl::StrFormat("%d/%d (%s)", a.unanimous, a.n, Pct(double(a.unanimous) / a.n));
 }
 
-nlohmann::ordered_json CountsJson(const std::map<std::string, TypeCounts>& types) {
-  nlohmann::ordered_json j;
-  j["accuracy"] = nlohmann::ordered_json::object();
-  j["n"] = nlohmann::ordered_json::object();
-  j["stale"] = nlohmann::ordered_json::object();
+// accuracy, n, stale, no_answer, error keyed by question type (accuracy
+// null when n is 0), into `j`.
+void AddCountsJson(const std::map<std::string, TypeCounts>& types, nlohmann::ordered_json& j) {
+  for (const char* field : {"accuracy", "correct", "n", "stale", "no_answer", "error"}) {
+    j[field] = nlohmann::ordered_json::object();
+  }
   for (const auto& [type, t] : types) {
-    j["accuracy"][type] = t.n ? double(t.correct) / t.n : 0.0;
+    j["accuracy"][type] = t.n ? nlohmann::ordered_json(double(t.correct) / t.n) : nullptr;
+    j["correct"][type] = t.correct;
     j["n"][type] = t.n;
     j["stale"][type] = t.stale;
+    j["no_answer"][type] = t.no_answer;
+    j["error"][type] = t.errors;
   }
+}
+
+nlohmann::ordered_json CountsJson(const std::map<std::string, TypeCounts>& types) {
+  nlohmann::ordered_json j;
+  AddCountsJson(types, j);
   return j;
+}
+
+nlohmann::ordered_json OptionalJson(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+std::string FormatOptional(const std::optional<double>& v) { return v ? Pct(*v) : "—"; }
+
+// "chance 50.0%, majority 61.3% (No)" for a yes/no set, "" otherwise.
+std::string FormatBaseline(const TypeCounts& t) {
+  if (!IsYesNo(t)) return "";
+  return absl::StrCat("chance 50.0%, majority ", Pct(MajorityBaseline(t)), " (",
+                      MajorityAnswer(t), ")");
 }
 
 nlohmann::ordered_json AgreementJson(const PanelAgreement& a, size_t graders) {
@@ -164,16 +225,9 @@ bool Varies(const CampaignReport& r, auto field) {
   return values.size() > 1;
 }
 
-TypeCounts Pool(const CellReport& c, bool memorization) {
-  TypeCounts out;
-  for (const auto& [type, t] : c.types) {
-    if ((type == "memorization") != memorization) continue;
-    out.correct += t.correct;
-    out.n += t.n;
-    out.stale += t.stale;
-    out.excluded += t.excluded;
-  }
-  return out;
+TypeCounts Memorization(const CellReport& c) {
+  auto it = c.types.find("memorization");
+  return it == c.types.end() ? TypeCounts{} : it->second;
 }
 
 std::string HtmlEscape(const std::string& s) {
@@ -191,6 +245,111 @@ std::string HtmlEscape(const std::string& s) {
 }
 
 }  // namespace
+
+bool IsYesNo(const TypeCounts& t) {
+  return t.n > 0 && t.reference_yes + t.reference_no == t.n;
+}
+
+double MajorityBaseline(const TypeCounts& t) {
+  return t.n ? double(std::max(t.reference_yes, t.reference_no)) / t.n : 0.0;
+}
+
+std::string MajorityAnswer(const TypeCounts& t) {
+  return t.reference_yes > t.reference_no ? "Yes" : "No";
+}
+
+bool IsGeneralizationType(const std::string& type) {
+  return type == "rephrased" || type == "date_changed" || type == "vignette" || type == "code";
+}
+
+bool IsInferenceType(const std::string& type) {
+  return type == "secondary" || type == "comparison";
+}
+
+TypeCounts PaperGeneralization(const CellReport& cell) {
+  TypeCounts out;
+  for (const auto& [type, t] : cell.types) {
+    if (IsGeneralizationType(type)) Add(t, out);
+  }
+  return out;
+}
+
+std::vector<LeaderboardRow> Leaderboard(const CampaignReport& r) {
+  auto mean = [](const std::vector<double>& v) -> std::optional<double> {
+    if (v.empty()) return std::nullopt;
+    double sum = 0;
+    for (double x : v) sum += x;
+    return sum / v.size();
+  };
+  auto accuracy = [](const TypeCounts& t) -> std::optional<double> {
+    if (t.n == 0) return std::nullopt;
+    return double(t.correct) / t.n;
+  };
+  const std::vector<std::string> datasets = Datasets(r);
+  const std::set<std::string> updated(r.updated_knowledge.begin(), r.updated_knowledge.end());
+  std::vector<LeaderboardRow> rows;
+  // Group key: model and the other swept axes, in plan order.
+  std::map<std::tuple<std::string, std::string, uint32_t, uint64_t>, size_t> row_of;
+  // Per row and dataset: the cell with the largest epoch count.
+  std::vector<std::map<std::string, const CellReport*>> last;
+  for (const CellReport& c : r.cells) {
+    auto key = std::make_tuple(c.key.model(), Lr(c.key.learning_rate_multiplier()),
+                               c.key.batch_size(), c.key.seed());
+    auto [it, added] = row_of.try_emplace(key, rows.size());
+    if (added) {
+      LeaderboardRow row;
+      row.model = c.key.model();
+      row.learning_rate_multiplier = c.key.learning_rate_multiplier();
+      row.batch_size = c.key.batch_size();
+      row.seed = c.key.seed();
+      rows.push_back(std::move(row));
+      last.emplace_back();
+    }
+    const CellReport*& best = last[it->second][c.key.dataset()];
+    if (best == nullptr || c.key.epochs() > best->key.epochs()) best = &c;
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    LeaderboardRow& row = rows[i];
+    std::vector<double> mem, gen, fresh, revised;
+    for (const std::string& dataset : datasets) {
+      auto it = last[i].find(dataset);
+      if (it == last[i].end()) continue;
+      LeaderboardRow::Dataset d;
+      d.dataset = dataset;
+      d.epochs = it->second->key.epochs();
+      d.updated_knowledge = updated.contains(dataset);
+      d.memorization = accuracy(Memorization(*it->second));
+      d.generalization = accuracy(PaperGeneralization(*it->second));
+      if (d.memorization) mem.push_back(*d.memorization);
+      if (d.generalization) {
+        gen.push_back(*d.generalization);
+        (d.updated_knowledge ? revised : fresh).push_back(*d.generalization);
+      }
+      row.datasets.push_back(std::move(d));
+    }
+    row.memorization = mean(mem);
+    row.generalization = mean(gen);
+    row.new_knowledge = mean(fresh);
+    row.updated_knowledge = mean(revised);
+  }
+  if (rows.size() >= 2) {
+    LeaderboardRow all;
+    all.model = "all models";
+    std::vector<double> mem, gen, fresh, revised;
+    for (const LeaderboardRow& row : rows) {
+      if (row.memorization) mem.push_back(*row.memorization);
+      if (row.generalization) gen.push_back(*row.generalization);
+      if (row.new_knowledge) fresh.push_back(*row.new_knowledge);
+      if (row.updated_knowledge) revised.push_back(*row.updated_knowledge);
+    }
+    all.memorization = mean(mem);
+    all.generalization = mean(gen);
+    all.new_knowledge = mean(fresh);
+    all.updated_knowledge = mean(revised);
+    rows.push_back(std::move(all));
+  }
+  return rows;
+}
 
 std::string KappaName(size_t graders) {
   if (graders < 2) return "";
@@ -292,6 +451,9 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
                               : r.state() == v1::TASK_STATE_LEASED ? "running"
                                                                    : nullptr;
           if (state) run_cells(task, [&](size_t cell) { report.cells[cell].state = state; });
+          if (r.state() == v1::TASK_STATE_FAILED) {
+            run_cells(task, [&](size_t cell) { report.cells[cell].last_error = r.last_error(); });
+          }
         }
         return true;
       }));
@@ -300,6 +462,10 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   // and which grader of the panel a task's verdicts belong to.
   absl::flat_hash_map<uint32_t, size_t> judge_cell;
   absl::flat_hash_map<uint32_t, int> judge_grader;  // index into report.graders
+  // Yes/no class of each question's reference, by cell and (type, question).
+  absl::flat_hash_map<size_t, absl::flat_hash_map<std::pair<std::string, std::string>, char>>
+      reference_class;
+  std::set<std::string> updated;  // dataset labels with an answer_before
   FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::JudgeTaskPrefix(campaign_id), {},
                                  [&](std::string_view key, std::string_view value) {
                                    uint32_t task;
@@ -308,6 +474,16 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
                                        j.ParseFromArray(value.data(), int(value.size()))) {
                                      judge_cell[task] = j.cell_index();
                                      ++judges_open[j.cell_index()];
+                                     for (const v1::JudgeItem& item : j.work().items()) {
+                                       auto cell = by_id.find(item.cell_id());
+                                       if (cell == by_id.end()) continue;
+                                       reference_class[cell->second][{item.question_type(),
+                                                                      item.question_id()}] =
+                                           YesNoClass(item.reference());
+                                       if (!item.answer_before().empty()) {
+                                         updated.insert(report.cells[cell->second].key.dataset());
+                                       }
+                                     }
                                      const v1::GraderSpec& g = j.work().grader();
                                      const std::string& name = g.name().empty() ? g.kind()
                                                                                 : g.name();
@@ -372,9 +548,14 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
           }
           if (g < 0) continue;
           CellReport& c = report.cells[it->second];
-          if (g == 0) CountVerdict(v.verdict(), c.types[v.question_type()]);
+          char reference = 0;
+          if (auto refs = reference_class.find(it->second); refs != reference_class.end()) {
+            auto ref = refs->second.find({v.question_type(), v.question_id()});
+            if (ref != refs->second.end()) reference = ref->second;
+          }
+          if (g == 0) CountVerdict(v.verdict(), c.types[v.question_type()], reference);
           if (panel) {
-            CountVerdict(v.verdict(), c.by_grader[g][v.question_type()]);
+            CountVerdict(v.verdict(), c.by_grader[g][v.question_type()], reference);
             std::vector<std::string>& votes =
                 answers[it->second][{v.question_type(), v.question_id()}];
             votes.resize(report.graders.size());
@@ -401,7 +582,12 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
           auto it = judge_cell.find(task);
           if (it == judge_cell.end()) return true;
           if (r.state() == v1::TASK_STATE_DONE) --judges_open[it->second];
-          if (r.state() == v1::TASK_STATE_FAILED) report.cells[it->second].state = "failed";
+          if (r.state() == v1::TASK_STATE_FAILED) {
+            report.cells[it->second].state = "failed";
+            if (report.cells[it->second].last_error.empty()) {
+              report.cells[it->second].last_error = r.last_error();
+            }
+          }
         }
         return true;
       }));
@@ -415,7 +601,12 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
       CellReport& c = report.cells[cell];
       AgreementCounter counter(report.graders.size());
       for (const auto& [answer, votes] : by_answer) {
-        CountVerdict(MajorityVerdict(votes), c.panel[answer.first]);
+        char reference = 0;
+        if (auto refs = reference_class.find(cell); refs != reference_class.end()) {
+          auto ref = refs->second.find(answer);
+          if (ref != refs->second.end()) reference = ref->second;
+        }
+        CountVerdict(MajorityVerdict(votes), c.panel[answer.first], reference);
         counter.Add(votes);
         all.Add(votes);
       }
@@ -426,8 +617,76 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   for (auto& [line, models] : backend_notes) {
     report.notes.push_back(absl::StrCat(line, " (", absl::StrJoin(models, ", "), ")"));
   }
+  for (const std::string& dataset : Datasets(report)) {
+    if (updated.contains(dataset)) report.updated_knowledge.push_back(dataset);
+  }
   return report;
 }
+
+namespace {
+
+// Types of `dataset` ("" = every dataset) that are yes/no sets in some cell.
+std::set<std::string> YesNoTypes(const CampaignReport& r, const std::string& dataset) {
+  std::set<std::string> out;
+  for (const CellReport& c : r.cells) {
+    if (!dataset.empty() && c.key.dataset() != dataset) continue;
+    for (const auto& [type, t] : c.types) {
+      if (IsYesNo(t)) out.insert(type);
+    }
+  }
+  return out;
+}
+
+// Inference types (secondary, comparison) any cell has, in type order.
+std::vector<std::string> InferenceTypes(const CampaignReport& r) {
+  std::vector<std::string> out;
+  for (const std::string& t : OrderedTypes(r, "")) {
+    if (IsInferenceType(t)) out.push_back(t);
+  }
+  return out;
+}
+
+// Rephrase-type sets any cell of `dataset` has ("" = every dataset).
+std::vector<std::string> GeneralizationTypes(const CampaignReport& r, const std::string& dataset) {
+  std::vector<std::string> out;
+  for (const std::string& t : OrderedTypes(r, dataset)) {
+    if (IsGeneralizationType(t)) out.push_back(t);
+  }
+  return out;
+}
+
+struct Axes {
+  bool lr, batch, seed;
+};
+
+Axes VaryingAxes(const CampaignReport& r) {
+  return {Varies(r, [](const v1::CellKey& k) { return Lr(k.learning_rate_multiplier()); }),
+          Varies(r, [](const v1::CellKey& k) { return Batch(k.batch_size()); }),
+          Varies(r, [](const v1::CellKey& k) { return absl::StrCat(k.seed()); })};
+}
+
+std::string LeaderboardDatasets(const LeaderboardRow& row) {
+  std::vector<std::string> parts;
+  for (const LeaderboardRow::Dataset& d : row.datasets) {
+    parts.push_back(absl::StrCat(d.dataset, " @", d.epochs, " (",
+                                 d.updated_knowledge ? "updated" : "new", ")"));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+constexpr char kLeaderboardDefinition[] =
+    "The paper's headline (FineTuneBench, Wu, Wu & Zou 2024: leaderboard and abstract). For "
+    "each model and dataset the cell with the largest epoch count is used (the paper reports "
+    "its models after their full training); memorization is the accuracy on the training "
+    "questions asked verbatim, generalization the accuracy on the rephrase-type sets "
+    "(rephrased, date_changed, vignette, code; counts pooled within the dataset). Each column "
+    "is the unweighted mean over the datasets where it is defined; new knowledge averages "
+    "generalization over the new-knowledge datasets (news, people), updated knowledge over "
+    "the updated-knowledge ones (medical, coding: questions with a pre-update answer). "
+    "Secondary and comparison (yes/no inference) questions are not part of generalization; "
+    "they are reported on their own with their chance and majority-class baselines.";
+
+}  // namespace
 
 std::string RenderMarkdown(const CampaignReport& r) {
   std::string out = absl::StrFormat("# Campaign %s (%s)\n\n", r.name, r.campaign_id);
@@ -435,43 +694,121 @@ std::string RenderMarkdown(const CampaignReport& r) {
   absl::StrAppend(&out, "State: ", absl::AsciiStrToLower(state.substr(15)),
                   ". Graded by `", r.grader,
                   "`. Each entry is accuracy with its 95% Wilson interval and the number of "
-                  "graded answers; `stale` counts answers that gave the pre-update value.\n\n");
-  const bool lr = Varies(r, [](const v1::CellKey& k) { return Lr(k.learning_rate_multiplier()); });
-  const bool batch = Varies(r, [](const v1::CellKey& k) { return absl::StrCat(k.batch_size()); });
-  const bool seed = Varies(r, [](const v1::CellKey& k) { return absl::StrCat(k.seed()); });
+                  "graded answers; `stale` counts answers that gave the pre-update value; "
+                  "`no_answer` (nothing recorded to grade) and `error` (the grader failed) "
+                  "answers are counted apart and left out of the accuracy.\n\n");
+  const Axes axes = VaryingAxes(r);
+  auto axis_header = [&] {
+    return absl::StrCat(axes.lr ? " lr |" : "", axes.batch ? " batch |" : "",
+                        axes.seed ? " seed |" : "");
+  };
+  auto axis_rule = [&] {
+    return absl::StrCat(axes.lr ? "---|" : "", axes.batch ? "---|" : "", axes.seed ? "---|" : "");
+  };
+  auto axis_values = [&](double lr_value, uint32_t batch_value, uint64_t seed_value) {
+    return absl::StrCat(axes.lr ? absl::StrCat(" ", Lr(lr_value), " |") : "",
+                        axes.batch ? absl::StrCat(" ", Batch(batch_value), " |") : "",
+                        axes.seed ? absl::StrCat(" ", seed_value, " |") : "");
+  };
+  auto key_axes = [&](const v1::CellKey& k) {
+    return axis_values(k.learning_rate_multiplier(), k.batch_size(), k.seed());
+  };
+
+  // Leaderboard.
+  absl::StrAppend(&out, "## Leaderboard\n\n", kLeaderboardDefinition, "\n\n| model |",
+                  axis_header(),
+                  " memorization | generalization | new knowledge | updated knowledge | "
+                  "datasets @ epochs |\n|---|",
+                  axis_rule(), "---|---|---|---|---|\n");
+  for (const LeaderboardRow& row : Leaderboard(r)) {
+    const bool all = row.datasets.empty() && row.model == "all models";
+    absl::StrAppend(&out, "| ", all ? "**all models**" : row.model, " |",
+                    all ? absl::StrCat(axes.lr ? " |" : "", axes.batch ? " |" : "",
+                                       axes.seed ? " |" : "")
+                        : axis_values(row.learning_rate_multiplier, row.batch_size, row.seed),
+                    " ", FormatOptional(row.memorization), " | ",
+                    FormatOptional(row.generalization), " | ", FormatOptional(row.new_knowledge),
+                    " | ", FormatOptional(row.updated_knowledge), " | ",
+                    all ? "mean of the rows above" : LeaderboardDatasets(row), " |\n");
+  }
+  absl::StrAppend(&out, "\n");
+
+  // Per dataset: every question type, with baselines next to yes/no sets.
   for (const std::string& dataset : Datasets(r)) {
     std::vector<std::string> types = OrderedTypes(r, dataset);
-    absl::StrAppend(&out, "## ", dataset, "\n\n| model | epochs |", lr ? " lr |" : "",
-                    batch ? " batch |" : "", seed ? " seed |" : "");
-    for (const auto& t : types) absl::StrAppend(&out, " ", t, " |");
-    absl::StrAppend(&out, " state | cost |\n|---|---|", lr ? "---|" : "", batch ? "---|" : "",
-                    seed ? "---|" : "");
-    for (size_t i = 0; i < types.size(); ++i) absl::StrAppend(&out, "---|");
+    std::set<std::string> yes_no = YesNoTypes(r, dataset);
+    absl::StrAppend(&out, "## ", dataset, "\n\n| model | epochs |", axis_header());
+    size_t columns = 0;
+    for (const auto& t : types) {
+      absl::StrAppend(&out, " ", t, " |");
+      ++columns;
+      if (yes_no.contains(t)) {
+        absl::StrAppend(&out, " ", t, " baselines |");
+        ++columns;
+      }
+    }
+    absl::StrAppend(&out, " state | cost |\n|---|---|", axis_rule());
+    for (size_t i = 0; i < columns; ++i) absl::StrAppend(&out, "---|");
     absl::StrAppend(&out, "---|---|\n");
     for (const CellReport& c : r.cells) {
       if (c.key.dataset() != dataset) continue;
-      absl::StrAppend(&out, "| ", c.key.model(), " | ", c.key.epochs(), " |");
-      if (lr) absl::StrAppend(&out, " ", Lr(c.key.learning_rate_multiplier()), " |");
-      if (batch) absl::StrAppend(&out, " ", c.key.batch_size(), " |");
-      if (seed) absl::StrAppend(&out, " ", c.key.seed(), " |");
+      absl::StrAppend(&out, "| ", c.key.model(), " | ", c.key.epochs(), " |", key_axes(c.key));
       for (const auto& t : types) {
         auto it = c.types.find(t);
         absl::StrAppend(&out, " ", it == c.types.end() ? "—" : FormatCounts(it->second), " |");
+        if (yes_no.contains(t)) {
+          std::string b = it == c.types.end() ? "" : FormatBaseline(it->second);
+          absl::StrAppend(&out, " ", b.empty() ? "—" : b, " |");
+        }
       }
       absl::StrAppend(&out, " ", c.state, " | ",
                       c.cost_usd ? absl::StrFormat("$%.4f", *c.cost_usd) : "—", " |\n");
     }
     absl::StrAppend(&out, "\n");
   }
-  absl::StrAppend(&out, "## Memorization vs generalization\n\n"
-                        "Generalization pools every question type other than memorization.\n\n"
-                        "| dataset | model | epochs | memorization | generalization |\n"
-                        "|---|---|---|---|---|\n");
+
+  // The paper's per-cell figures.
+  const std::vector<std::string> inference = InferenceTypes(r);
+  absl::StrAppend(&out, "## Memorization, generalization and inference\n\n"
+                        "Generalization is the paper's: the rephrase-type sets (",
+                  absl::StrJoin(GeneralizationTypes(r, ""), ", ").empty()
+                      ? std::string("none in this campaign")
+                      : absl::StrJoin(GeneralizationTypes(r, ""), ", "),
+                  ") pooled per cell. Inference columns (secondary, comparison: yes/no "
+                  "questions derived from a trained fact) are shown on their own, each with "
+                  "the chance baseline (50%) and the majority-class baseline (the share of the "
+                  "most frequent reference answer among the graded questions).\n\n"
+                  "| dataset | model | epochs |",
+                  axis_header(), " memorization | generalization |");
+  for (const std::string& t : inference) absl::StrAppend(&out, " ", t, " | ", t, " baselines |");
+  absl::StrAppend(&out, " state |\n|---|---|---|", axis_rule(), "---|---|");
+  for (size_t i = 0; i < inference.size(); ++i) absl::StrAppend(&out, "---|---|");
+  absl::StrAppend(&out, "---|\n");
   for (const CellReport& c : r.cells) {
     absl::StrAppend(&out, "| ", c.key.dataset(), " | ", c.key.model(), " | ", c.key.epochs(),
-                    " | ", FormatCounts(Pool(c, true)), " | ", FormatCounts(Pool(c, false)),
-                    " |\n");
+                    " |", key_axes(c.key), " ", FormatCounts(Memorization(c)), " | ",
+                    FormatCounts(PaperGeneralization(c)), " |");
+    for (const std::string& t : inference) {
+      auto it = c.types.find(t);
+      std::string b = it == c.types.end() ? "" : FormatBaseline(it->second);
+      absl::StrAppend(&out, " ", it == c.types.end() ? "—" : FormatCounts(it->second), " | ",
+                      b.empty() ? "—" : b, " |");
+    }
+    absl::StrAppend(&out, " ", c.state, " |\n");
   }
+
+  // Failed cells stay visible with what went wrong.
+  bool any_failed = false;
+  for (const CellReport& c : r.cells) {
+    if (c.state != "failed") continue;
+    if (!any_failed) absl::StrAppend(&out, "\n## Failed cells\n\n");
+    any_failed = true;
+    absl::StrAppend(&out, "- ", c.key.dataset(), " / ", c.key.model(), " / ", c.key.epochs(),
+                    " epochs / lr ", Lr(c.key.learning_rate_multiplier()), " / batch ",
+                    Batch(c.key.batch_size()), " / seed ", c.key.seed(), " (cell ", c.id, "): ",
+                    c.last_error.empty() ? "no error recorded" : c.last_error, "\n");
+  }
+  const bool lr = axes.lr, batch = axes.batch, seed = axes.seed;
   if (r.graders.size() >= 2) {
     std::vector<std::string> names;
     for (const std::string& g : r.graders) names.push_back(absl::StrCat("`", g, "`"));
@@ -494,7 +831,7 @@ std::string RenderMarkdown(const CampaignReport& r) {
       absl::StrAppend(&out, "| ", c.key.dataset(), " | ", c.key.model(), " | ", c.key.epochs(),
                       " |");
       if (lr) absl::StrAppend(&out, " ", Lr(c.key.learning_rate_multiplier()), " |");
-      if (batch) absl::StrAppend(&out, " ", c.key.batch_size(), " |");
+      if (batch) absl::StrAppend(&out, " ", Batch(c.key.batch_size()), " |");
       if (seed) absl::StrAppend(&out, " ", c.key.seed(), " |");
       for (size_t g = 0; g < r.graders.size(); ++g) {
         absl::StrAppend(&out, " ",
@@ -519,6 +856,7 @@ std::string RenderMarkdown(const CampaignReport& r) {
 
 std::string RenderJson(const CampaignReport& r) {
   nlohmann::ordered_json j;
+  j["schema_version"] = kReportSchemaVersion;
   j["campaign"] = r.campaign_id;
   j["cells"] = nlohmann::ordered_json::array();
   for (const CellReport& c : r.cells) {
@@ -527,25 +865,37 @@ std::string RenderJson(const CampaignReport& r) {
     cell["model"] = c.key.model();
     cell["backend"] = c.key.backend();
     cell["epochs"] = c.key.epochs();
-    cell["learning_rate_multiplier"] = c.key.learning_rate_multiplier();
-    cell["batch_size"] = c.key.batch_size();
+    cell["learning_rate_multiplier"] = LrJson(c.key.learning_rate_multiplier());
+    cell["batch_size"] = BatchJson(c.key.batch_size());
     cell["seed"] = c.key.seed();
     cell["state"] = c.state;
-    cell["accuracy"] = nlohmann::ordered_json::object();
-    cell["n"] = nlohmann::ordered_json::object();
-    cell["stale"] = nlohmann::ordered_json::object();
+    if (!c.last_error.empty()) cell["last_error"] = c.last_error;
+    AddCountsJson(c.types, cell);
+    const TypeCounts gen = PaperGeneralization(c);
+    nlohmann::ordered_json g;
+    g["accuracy"] = gen.n ? nlohmann::ordered_json(double(gen.correct) / gen.n) : nullptr;
+    g["correct"] = gen.correct;
+    g["n"] = gen.n;
+    g["types"] = nlohmann::ordered_json::array();
     for (const auto& [type, t] : c.types) {
-      cell["accuracy"][type] = t.n ? double(t.correct) / t.n : 0.0;
-      cell["n"][type] = t.n;
-      cell["stale"][type] = t.stale;
+      if (IsGeneralizationType(type)) g["types"].push_back(type);
+    }
+    cell["generalization"] = std::move(g);
+    cell["baselines"] = nlohmann::ordered_json::object();
+    for (const auto& [type, t] : c.types) {
+      if (!IsYesNo(t)) continue;
+      cell["baselines"][type] = {{"chance", 0.5},
+                                 {"majority", MajorityBaseline(t)},
+                                 {"majority_answer", MajorityAnswer(t)},
+                                 {"n", t.n}};
     }
     cell["cost_usd"] = c.cost_usd ? nlohmann::ordered_json(*c.cost_usd) : nullptr;
     if (r.graders.size() >= 2) {
       cell["panel"] = CountsJson(c.panel);
       cell["by_grader"] = nlohmann::ordered_json::object();
-      for (size_t g = 0; g < r.graders.size(); ++g) {
-        cell["by_grader"][r.graders[g]] =
-            CountsJson(g < c.by_grader.size() ? c.by_grader[g]
+      for (size_t k = 0; k < r.graders.size(); ++k) {
+        cell["by_grader"][r.graders[k]] =
+            CountsJson(k < c.by_grader.size() ? c.by_grader[k]
                                               : std::map<std::string, TypeCounts>{});
       }
       cell["agreement"] = AgreementJson(c.agreement, r.graders.size());
@@ -554,35 +904,105 @@ std::string RenderJson(const CampaignReport& r) {
   }
   j["graders"] = r.graders;
   if (r.graders.size() >= 2) j["agreement"] = AgreementJson(r.agreement, r.graders.size());
+  j["updated_knowledge"] = r.updated_knowledge;
+  j["leaderboard"] = nlohmann::ordered_json::array();
+  for (const LeaderboardRow& row : Leaderboard(r)) {
+    nlohmann::ordered_json l;
+    l["model"] = row.model;
+    const bool all = row.datasets.empty() && row.model == "all models";
+    l["all_models"] = all;
+    if (!all) {
+      l["learning_rate_multiplier"] = LrJson(row.learning_rate_multiplier);
+      l["batch_size"] = BatchJson(row.batch_size);
+      l["seed"] = row.seed;
+    }
+    l["memorization"] = OptionalJson(row.memorization);
+    l["generalization"] = OptionalJson(row.generalization);
+    l["new_knowledge"] = OptionalJson(row.new_knowledge);
+    l["updated_knowledge"] = OptionalJson(row.updated_knowledge);
+    l["datasets"] = nlohmann::ordered_json::array();
+    for (const LeaderboardRow::Dataset& d : row.datasets) {
+      l["datasets"].push_back({{"dataset", d.dataset},
+                               {"epochs", d.epochs},
+                               {"knowledge", d.updated_knowledge ? "updated" : "new"},
+                               {"memorization", OptionalJson(d.memorization)},
+                               {"generalization", OptionalJson(d.generalization)}});
+    }
+    j["leaderboard"].push_back(std::move(l));
+  }
   return j.dump(2) + "\n";
 }
 
 std::string RenderCsv(const CampaignReport& r) {
   std::string out =
       "campaign,cell,dataset,model,backend,epochs,learning_rate_multiplier,batch_size,seed,state,"
-      "question_type,correct,n,accuracy,ci_low,ci_high,stale,ungraded,cost_usd\n";
+      "question_type,correct,n,accuracy,ci_low,ci_high,stale,ungraded,cost_usd,no_answer,error,"
+      "chance,majority,majority_answer,last_error,datasets\n";
   auto quote = [](const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string q = "\"";
     for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
     return q + "\"";
   };
+  auto row = [&](const CellReport& c, const std::string& type, const TypeCounts* t) {
+    std::vector<std::string> f = {
+        quote(r.campaign_id), c.id, quote(c.key.dataset()), quote(c.key.model()),
+        quote(c.key.backend()), absl::StrCat(c.key.epochs()),
+        Lr(c.key.learning_rate_multiplier()), Batch(c.key.batch_size()),
+        absl::StrCat(c.key.seed()), c.state, type};
+    if (t != nullptr) {
+      auto [lo, hi] = WilsonInterval(t->correct, t->n);
+      const bool yes_no = IsYesNo(*t);
+      for (std::string v :
+           {absl::StrCat(t->correct), absl::StrCat(t->n),
+            t->n ? absl::StrFormat("%.6f", double(t->correct) / t->n) : std::string(),
+            absl::StrFormat("%.6f", lo), absl::StrFormat("%.6f", hi), absl::StrCat(t->stale),
+            absl::StrCat(t->excluded),
+            c.cost_usd ? absl::StrFormat("%.6f", *c.cost_usd) : std::string(),
+            absl::StrCat(t->no_answer), absl::StrCat(t->errors),
+            yes_no ? std::string("0.500000") : std::string(),
+            yes_no ? absl::StrFormat("%.6f", MajorityBaseline(*t)) : std::string(),
+            yes_no ? MajorityAnswer(*t) : std::string()}) {
+        f.push_back(std::move(v));
+      }
+    } else {
+      for (int k = 0; k < 7; ++k) f.push_back("");
+      f.push_back(c.cost_usd ? absl::StrFormat("%.6f", *c.cost_usd) : std::string());
+      for (int k = 0; k < 5; ++k) f.push_back("");
+    }
+    f.push_back(quote(c.last_error));
+    f.push_back("");
+    absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
+  };
   for (const CellReport& c : r.cells) {
-    for (const auto& [type, t] : c.types) {
-      auto [lo, hi] = WilsonInterval(t.correct, t.n);
-      absl::StrAppend(
-          &out,
-          absl::StrJoin({quote(r.campaign_id), c.id, quote(c.key.dataset()), quote(c.key.model()),
-                         quote(c.key.backend()), absl::StrCat(c.key.epochs()),
-                         Lr(c.key.learning_rate_multiplier()), absl::StrCat(c.key.batch_size()),
-                         absl::StrCat(c.key.seed()), c.state, type, absl::StrCat(t.correct),
-                         absl::StrCat(t.n),
-                         t.n ? absl::StrFormat("%.6f", double(t.correct) / t.n) : "",
-                         absl::StrFormat("%.6f", lo), absl::StrFormat("%.6f", hi),
-                         absl::StrCat(t.stale), absl::StrCat(t.excluded),
-                         c.cost_usd ? absl::StrFormat("%.6f", *c.cost_usd) : ""},
-                        ","),
-          "\n");
+    for (const auto& [type, t] : c.types) row(c, type, &t);
+    const TypeCounts gen = PaperGeneralization(c);
+    if (gen.n + gen.excluded > 0) row(c, "generalization", &gen);
+    // A cell without any verdict (pending, running, failed, cancelled) still
+    // gets a row, with its state and last error.
+    if (c.types.empty()) row(c, "", nullptr);
+  }
+  // Leaderboard rows: means over datasets, no counts (see report-format.md).
+  for (const LeaderboardRow& l : Leaderboard(r)) {
+    const bool all = l.datasets.empty() && l.model == "all models";
+    std::vector<std::string> names;
+    for (const LeaderboardRow::Dataset& d : l.datasets) {
+      names.push_back(absl::StrCat(d.dataset, "@", d.epochs));
+    }
+    for (const auto& [metric, value] :
+         std::vector<std::pair<std::string, std::optional<double>>>{
+             {"leaderboard:memorization", l.memorization},
+             {"leaderboard:generalization", l.generalization},
+             {"leaderboard:new_knowledge", l.new_knowledge},
+             {"leaderboard:updated_knowledge", l.updated_knowledge}}) {
+      std::vector<std::string> f = {
+          quote(r.campaign_id), "", "", quote(l.model), "", "",
+          all ? "" : Lr(l.learning_rate_multiplier), all ? "" : Batch(l.batch_size),
+          all ? "" : absl::StrCat(l.seed), "", metric, "", "",
+          value ? absl::StrFormat("%.6f", *value) : ""};
+      for (int k = 0; k < 11; ++k) f.push_back("");
+      f.push_back(quote(absl::StrJoin(names, ";")));
+      absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
     }
   }
   return out;
@@ -604,8 +1024,9 @@ std::string LineChart(const std::string& title,
   std::vector<uint32_t> xv(xs.begin(), xs.end());
   auto px = [&](uint32_t x) {
     if (xv.size() <= 1) return double(left + pw / 2);
-    double lx = std::log(double(x)), l0 = std::log(double(xv.front())),
-           l1 = std::log(double(xv.back()));
+    // log(1 + epochs): epochs 0 (the untuned model) has a place too.
+    double lx = std::log1p(double(x)), l0 = std::log1p(double(xv.front())),
+           l1 = std::log1p(double(xv.back()));
     return left + pw * (lx - l0) / (l1 - l0);
   };
   auto py = [&](double y) { return top + ph * (1 - y); };
@@ -652,9 +1073,12 @@ std::string LineChart(const std::string& title,
   return svg + "</svg>";
 }
 
-std::string BarChart(const std::string& title,
-                     const std::vector<std::pair<std::string, std::pair<TypeCounts, TypeCounts>>>&
-                         groups) {
+// Two bars per group (memorization, generalization); an undefined value
+// draws no bar and says so in the tooltip.
+std::string BarChart(
+    const std::string& title,
+    const std::vector<std::pair<std::string, std::pair<std::optional<double>,
+                                                       std::optional<double>>>>& groups) {
   const int bar = 18, gap = 22, left = 50, top = 30, ph = 180;
   const int w = std::max<int>(300, left + int(groups.size()) * (2 * bar + gap) + 140);
   const int h = top + ph + 70;
@@ -673,14 +1097,14 @@ std::string BarChart(const std::string& title,
   int x = left + gap / 2;
   for (const auto& [label, pair] : groups) {
     int k = 0;
-    for (const TypeCounts* t : {&pair.first, &pair.second}) {
-      double acc = t->n ? double(t->correct) / t->n : 0;
+    for (const std::optional<double>* v : {&pair.first, &pair.second}) {
+      double acc = v->value_or(0);
       absl::StrAppend(&svg, absl::StrFormat("<rect x=\"%d\" y=\"%.1f\" width=\"%d\" "
                                             "height=\"%.1f\" fill=\"%s\"><title>%s: %s</title>"
                                             "</rect>",
                                             x + k * bar, top + ph * (1 - acc), bar - 2, ph * acc,
                                             k == 0 ? "#1f77b4" : "#ff7f0e", HtmlEscape(label),
-                                            FormatCounts(*t)));
+                                            FormatOptional(*v)));
       ++k;
     }
     absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"10\" "
@@ -712,59 +1136,119 @@ std::string RenderHtml(const CampaignReport& r) {
     std::map<std::string, std::map<std::string, std::map<uint32_t, TypeCounts>>> by_model;
     for (const CellReport& c : r.cells) {
       if (c.key.dataset() != dataset) continue;
-      for (const auto& [type, t] : c.types) {
-        TypeCounts& acc = by_model[c.key.model()][type][c.key.epochs()];
-        acc.correct += t.correct;
-        acc.n += t.n;
-        acc.stale += t.stale;
-        acc.excluded += t.excluded;
-      }
+      for (const auto& [type, t] : c.types) Add(t, by_model[c.key.model()][type][c.key.epochs()]);
     }
     for (const auto& [model, series] : by_model) {
       absl::StrAppend(&out, LineChart(absl::StrCat(dataset, " — ", model), series), "\n");
     }
   }
-  std::vector<std::pair<std::string, std::pair<TypeCounts, TypeCounts>>> groups;
-  std::map<std::string, std::pair<TypeCounts, TypeCounts>> pooled;
-  std::map<std::string, uint32_t> max_epochs;
-  for (const CellReport& c : r.cells) {
-    max_epochs[c.key.model()] = std::max(max_epochs[c.key.model()], c.key.epochs());
+  std::vector<std::pair<std::string, std::pair<std::optional<double>, std::optional<double>>>>
+      groups;
+  for (const LeaderboardRow& row : Leaderboard(r)) {
+    std::string label = row.model;
+    if (!row.datasets.empty() && VaryingAxes(r).lr) {
+      absl::StrAppend(&label, " lr ", Lr(row.learning_rate_multiplier));
+    }
+    groups.emplace_back(label, std::make_pair(row.memorization, row.generalization));
   }
-  for (const CellReport& c : r.cells) {
-    if (c.key.epochs() != max_epochs[c.key.model()]) continue;
-    auto& [mem, gen] = pooled[c.key.model()];
-    TypeCounts m = Pool(c, true), g = Pool(c, false);
-    mem.correct += m.correct;
-    mem.n += m.n;
-    gen.correct += g.correct;
-    gen.n += g.n;
-  }
-  for (auto& [model, pair] : pooled) groups.emplace_back(model, pair);
-  absl::StrAppend(&out, BarChart("Memorization vs generalization (largest epoch count)", groups),
+  absl::StrAppend(&out,
+                  BarChart("Leaderboard: memorization vs generalization (mean over datasets, "
+                           "largest epoch count)",
+                           groups),
                   "\n</div>\n");
+  absl::StrAppend(&out, "<h2>Leaderboard</h2>\n<p>", HtmlEscape(kLeaderboardDefinition),
+                  "</p>\n<table><tr><th>model</th><th>lr</th><th>batch</th><th>seed</th>"
+                  "<th>memorization</th><th>generalization</th><th>new knowledge</th>"
+                  "<th>updated knowledge</th><th>datasets @ epochs</th></tr>\n");
+  for (const LeaderboardRow& row : Leaderboard(r)) {
+    const bool all = row.datasets.empty() && row.model == "all models";
+    absl::StrAppend(&out, "<tr><td>", HtmlEscape(row.model), "</td><td>",
+                    all ? "" : Lr(row.learning_rate_multiplier), "</td><td>",
+                    all ? "" : Batch(row.batch_size), "</td><td>",
+                    all ? "" : absl::StrCat(row.seed), "</td><td>",
+                    FormatOptional(row.memorization), "</td><td>",
+                    FormatOptional(row.generalization), "</td><td>",
+                    FormatOptional(row.new_knowledge), "</td><td>",
+                    FormatOptional(row.updated_knowledge), "</td><td>",
+                    HtmlEscape(all ? "mean of the rows above" : LeaderboardDatasets(row)),
+                    "</td></tr>\n");
+  }
+  absl::StrAppend(&out, "</table>\n");
   // Tables: the Markdown tables, as HTML.
+  auto cell_axes = [](const CellReport& c) {
+    return absl::StrCat("<td>", c.key.epochs(), "</td><td>", Lr(c.key.learning_rate_multiplier()),
+                        "</td><td>", Batch(c.key.batch_size()), "</td><td>", c.key.seed(), "</td>");
+  };
   for (const std::string& dataset : Datasets(r)) {
     std::vector<std::string> types = OrderedTypes(r, dataset);
+    std::set<std::string> yes_no = YesNoTypes(r, dataset);
     absl::StrAppend(&out, "<h2>", HtmlEscape(dataset), "</h2>\n<table><tr><th>model</th>"
                           "<th>epochs</th><th>lr</th><th>batch</th><th>seed</th>");
-    for (const auto& t : types) absl::StrAppend(&out, "<th>", HtmlEscape(t), "</th>");
+    for (const auto& t : types) {
+      absl::StrAppend(&out, "<th>", HtmlEscape(t), "</th>");
+      if (yes_no.contains(t)) absl::StrAppend(&out, "<th>", HtmlEscape(t), " baselines</th>");
+    }
     absl::StrAppend(&out, "<th>state</th><th>cost</th></tr>\n");
     for (const CellReport& c : r.cells) {
       if (c.key.dataset() != dataset) continue;
-      absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.model()), "</td><td>", c.key.epochs(),
-                      "</td><td>", Lr(c.key.learning_rate_multiplier()), "</td><td>",
-                      c.key.batch_size(), "</td><td>", c.key.seed(), "</td>");
+      absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.model()), "</td>", cell_axes(c));
       for (const auto& t : types) {
         auto it = c.types.find(t);
         absl::StrAppend(&out, "<td>",
                         HtmlEscape(it == c.types.end() ? "—" : FormatCounts(it->second)),
                         "</td>");
+        if (yes_no.contains(t)) {
+          std::string b = it == c.types.end() ? "" : FormatBaseline(it->second);
+          absl::StrAppend(&out, "<td>", HtmlEscape(b.empty() ? "—" : b), "</td>");
+        }
       }
       absl::StrAppend(&out, "<td>", c.state, "</td><td>",
                       c.cost_usd ? absl::StrFormat("$%.4f", *c.cost_usd) : "—", "</td></tr>\n");
     }
     absl::StrAppend(&out, "</table>\n");
   }
+  const std::vector<std::string> inference = InferenceTypes(r);
+  absl::StrAppend(&out, "<h2>Memorization, generalization and inference</h2>\n<p>"
+                        "Generalization is the paper's: the rephrase-type sets (rephrased, "
+                        "date_changed, vignette, code) pooled per cell. Secondary and comparison "
+                        "are yes/no inference sets, shown on their own with the chance (50%) and "
+                        "majority-class baselines.</p>\n<table><tr><th>dataset</th><th>model</th>"
+                        "<th>epochs</th><th>lr</th><th>batch</th><th>seed</th>"
+                        "<th>memorization</th><th>generalization</th>");
+  for (const std::string& t : inference) {
+    absl::StrAppend(&out, "<th>", t, "</th><th>", t, " baselines</th>");
+  }
+  absl::StrAppend(&out, "<th>state</th></tr>\n");
+  for (const CellReport& c : r.cells) {
+    absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.dataset()), "</td><td>",
+                    HtmlEscape(c.key.model()), "</td>", cell_axes(c), "<td>",
+                    HtmlEscape(FormatCounts(Memorization(c))), "</td><td>",
+                    HtmlEscape(FormatCounts(PaperGeneralization(c))), "</td>");
+    for (const std::string& t : inference) {
+      auto it = c.types.find(t);
+      std::string b = it == c.types.end() ? "" : FormatBaseline(it->second);
+      absl::StrAppend(&out, "<td>",
+                      HtmlEscape(it == c.types.end() ? "—" : FormatCounts(it->second)),
+                      "</td><td>", HtmlEscape(b.empty() ? "—" : b), "</td>");
+    }
+    absl::StrAppend(&out, "<td>", c.state, "</td></tr>\n");
+  }
+  absl::StrAppend(&out, "</table>\n");
+  bool any_failed = false;
+  for (const CellReport& c : r.cells) {
+    if (c.state != "failed") continue;
+    if (!any_failed) {
+      absl::StrAppend(&out, "<h2>Failed cells</h2>\n<table><tr><th>dataset</th><th>model</th>"
+                            "<th>epochs</th><th>lr</th><th>batch</th><th>seed</th><th>cell</th>"
+                            "<th>last error</th></tr>\n");
+    }
+    any_failed = true;
+    absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.dataset()), "</td><td>",
+                    HtmlEscape(c.key.model()), "</td>", cell_axes(c), "<td>", c.id, "</td><td>",
+                    HtmlEscape(c.last_error.empty() ? "no error recorded" : c.last_error),
+                    "</td></tr>\n");
+  }
+  if (any_failed) absl::StrAppend(&out, "</table>\n");
   if (r.graders.size() >= 2) {
     absl::StrAppend(&out, "<h2>Judge agreement</h2>\n<p>Majority verdict of ", r.graders.size(),
                     " graders (ties: the grader listed first); ",
@@ -777,7 +1261,7 @@ std::string RenderHtml(const CampaignReport& r) {
     for (const CellReport& c : r.cells) {
       absl::StrAppend(&out, "<tr><td>", HtmlEscape(c.key.dataset()), "</td><td>",
                       HtmlEscape(c.key.model()), "</td><td>", c.key.epochs(), "</td><td>",
-                      Lr(c.key.learning_rate_multiplier()), "</td><td>", c.key.batch_size(),
+                      Lr(c.key.learning_rate_multiplier()), "</td><td>", Batch(c.key.batch_size()),
                       "</td><td>", c.key.seed(), "</td>");
       for (size_t g = 0; g < r.graders.size(); ++g) {
         absl::StrAppend(

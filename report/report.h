@@ -33,7 +33,34 @@ struct TypeCounts {
   uint64_t n = 0;          // graded answers (correct + wrong)
   uint64_t stale = 0;      // among the wrong: gave the pre-update answer
   uint64_t excluded = 0;   // no_answer + error: not graded
+  uint64_t no_answer = 0;  // of excluded: nothing recorded to grade
+  uint64_t errors = 0;     // of excluded: the grader failed (`error`)
+  // Reference answers of the graded answers (the n above) that are "Yes" /
+  // "No" (case, surrounding space and a final '.' ignored). Known only when
+  // the judge task definitions are stored (every state since judge tasks
+  // were recorded); 0 otherwise.
+  uint64_t reference_yes = 0;
+  uint64_t reference_no = 0;
 };
+
+// A yes/no question set: every graded answer's reference is Yes or No
+// (n > 0). Such a set gets the chance baseline (50%) and the majority-class
+// baseline: the share of the most frequent reference answer among the
+// graded questions, i.e. what always answering that one word would score on
+// the same questions the accuracy is computed over.
+bool IsYesNo(const TypeCounts& t);
+// max(reference_yes, reference_no) / n; 0 for n = 0.
+double MajorityBaseline(const TypeCounts& t);
+// "Yes" or "No" (ties: "No"), the answer MajorityBaseline always gives.
+std::string MajorityAnswer(const TypeCounts& t);
+
+// The FineTuneBench paper's question-type roles (docs/report-format.md).
+// Generalization = the rephrase-type sets: rephrased, date_changed,
+// vignette, code. Inference = the yes/no sets derived from a trained fact,
+// secondary and comparison, reported on their own and never pooled into
+// generalization.
+bool IsGeneralizationType(const std::string& type);
+bool IsInferenceType(const std::string& type);
 
 // How far a judge panel agrees on "correct or not", over the answers that
 // every grader graded (correct, incorrect, stale or abstained from each).
@@ -49,6 +76,9 @@ struct CellReport {
   std::string id;
   v1::CellKey key;
   std::string state;  // pending, running, judging, done, failed, cancelled
+  // The last error of the failed task (training run or judge task) that
+  // made the cell failed; empty when none was recorded.
+  std::string last_error;
   // By question type name, in the dataset's order.
   std::map<std::string, TypeCounts> types;
   std::optional<double> cost_usd;
@@ -72,7 +102,51 @@ struct CampaignReport {
   std::vector<std::string> graders;
   // The panel's agreement over every cell's answers.
   PanelAgreement agreement;
+  // Labels of the datasets that update knowledge: their questions carry a
+  // pre-update answer (answer_before), e.g. medical, coding, builtin
+  // `updates`. The others are new knowledge (latest_news,
+  // fictional_people, builtin `people`).
+  std::vector<std::string> updated_knowledge;
 };
+
+// The paper's generalization of one cell: the counts of its rephrase-type
+// sets (IsGeneralizationType) pooled (correct and n summed).
+TypeCounts PaperGeneralization(const CellReport& cell);
+
+// One leaderboard row: a model (with one value of each other swept axis)
+// averaged over datasets, as the paper's headline table and abstract do.
+// For each dataset the row uses the cell with the largest epoch count the
+// campaign has for that model and axis values (the paper reports its
+// models after their full training); a dataset whose figure is undefined
+// there (n = 0: not done, failed, or no such question set) is left out of
+// that average. Each average is the unweighted mean of per-dataset
+// accuracies (every dataset counts once, whatever its size).
+struct LeaderboardRow {
+  std::string model;
+  double learning_rate_multiplier = 0;
+  uint32_t batch_size = 0;
+  uint64_t seed = 0;
+  struct Dataset {
+    std::string dataset;
+    uint32_t epochs = 0;
+    bool updated_knowledge = false;
+    std::optional<double> memorization;    // accuracy of `memorization`
+    std::optional<double> generalization;  // PaperGeneralization accuracy
+  };
+  std::vector<Dataset> datasets;  // in report order
+  // Means over datasets of memorization / generalization accuracy; the
+  // generalization mean over new-knowledge and over updated-knowledge
+  // datasets. nullopt when no dataset contributes.
+  std::optional<double> memorization, generalization, new_knowledge, updated_knowledge;
+};
+// One row per (model, learning rate, batch size, seed) in plan order, then,
+// when there are two or more rows, an "all models" row whose averages are
+// the means of the rows' averages (the abstract's "across all models").
+std::vector<LeaderboardRow> Leaderboard(const CampaignReport& report);
+
+// The report.json schema version (docs/report.schema.json); bumped when a
+// field changes meaning.
+inline constexpr int kReportSchemaVersion = 2;
 
 // "Cohen's kappa" for 2 graders, "Fleiss' kappa" for more; "" for fewer.
 std::string KappaName(size_t graders);

@@ -71,9 +71,11 @@ class ReportTest : public ::testing::Test {
     lease.set_max_tasks(1);
     v1::TaskAssignment tune = s.Lease(lease)->tasks(0);
     v1::CompleteTasksRequest done;
+    done.set_worker_id("local");
     auto* c = done.add_completions();
     c->set_task_id(tune.task_id());
     c->set_attempt(1);
+    c->set_lease_token(tune.lease_token());
     for (const std::string& cell : tune.tune().cell_ids()) {
       auto* a = c->mutable_result()->add_answers();
       a->set_cell_id(cell);
@@ -81,6 +83,11 @@ class ReportTest : public ::testing::Test {
         auto* item = a->add_items();
         item->set_question_type(q < 5 ? "memorization" : "rephrased");
         item->set_question_id(std::to_string(q));
+        // Rephrased references are yes/no here (2 Yes, 3 No), so the set
+        // gets the baselines; one memorization item carries a pre-update
+        // answer, which makes `people` updated knowledge.
+        item->set_reference(q < 5 ? "126" : (q < 7 ? "Yes" : "no."));
+        if (q == 0) item->set_answer_before("125");
       }
     }
     ASSERT_TRUE(s.Complete(done).ok());
@@ -92,9 +99,11 @@ class ReportTest : public ::testing::Test {
     // Cell at epochs 5: 5/5 memorization, 2/5 rephrased (1 stale).
     for (const auto& j : judges->tasks()) {
       v1::CompleteTasksRequest verdicts;
+      verdicts.set_worker_id("rules");
       auto* vc = verdicts.add_completions();
       vc->set_task_id(j.task_id());
       vc->set_attempt(1);
+      vc->set_lease_token(j.lease_token());
       bool late = j.judge().items(0).cell_id() == tune.tune().cell_ids(1);
       for (const auto& item : j.judge().items()) {
         auto* v = vc->mutable_result()->add_verdicts();
@@ -149,13 +158,19 @@ TEST_F(ReportTest, CountsVerdictsPerCellAndType) {
 TEST_F(ReportTest, RendersEveryFormat) {
   CampaignReport r = *LoadCampaignReport(store_, id_);
   std::string md = RenderMarkdown(r);
-  EXPECT_NE(md.find("| model | epochs | memorization | rephrased | state | cost |"),
+  EXPECT_NE(md.find("| model | epochs | memorization | rephrased | rephrased baselines | state "
+                    "| cost |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("| tiny | 5 | 100.0% [57–100] n=5 | 40.0% [12–77] n=5, stale 1 | done |"),
+  EXPECT_NE(md.find("| tiny | 5 | 100.0% [57–100] n=5 | 40.0% [12–77] n=5, stale 1 | "
+                    "chance 50.0%, majority 60.0% (No) | done |"),
             std::string::npos)
       << md;
-  EXPECT_NE(md.find("0.0% [0–49] n=4, 1 ungraded"), std::string::npos) << md;
+  // Epochs 1: question 9 (a No) is no_answer, so the majority is over 2 Yes
+  // and 2 No among the graded ones.
+  EXPECT_NE(md.find("0.0% [0–49] n=4, 1 no_answer | chance 50.0%, majority 50.0% (No)"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("- people: a note"), std::string::npos);
 
   nlohmann::json j = nlohmann::json::parse(RenderJson(r));
@@ -172,7 +187,17 @@ TEST_F(ReportTest, RendersEveryFormat) {
   EXPECT_TRUE(j["cells"][0]["cost_usd"].is_number());
 
   std::string csv = RenderCsv(r);
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);  // header + 2 cells x 2 types
+  // Header + 2 cells x (2 types + the generalization row) + 4 leaderboard
+  // rows (one model: memorization, generalization, new, updated).
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 11) << csv;
+  EXPECT_NE(csv.find(",done,rephrased,2,5,0.400000,0.117621,0.769276,1,0,0.500000,0,0,0.500000,"
+                     "0.600000,No,,\n"),
+            std::string::npos)
+      << csv;
+  EXPECT_NE(csv.find(",done,generalization,2,5,0.400000,"), std::string::npos) << csv;
+  EXPECT_NE(csv.find(",tiny,,,1,8,0,,leaderboard:updated_knowledge,,,0.400000,"),
+            std::string::npos)
+      << csv;
   std::string html = RenderHtml(r);
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("people — tiny"), std::string::npos);
@@ -335,9 +360,11 @@ class PanelReportTest : public ::testing::Test {
     lease.set_max_tasks(1);
     v1::TaskAssignment task = s.Lease(lease)->tasks(0);
     v1::CompleteTasksRequest done;
+    done.set_worker_id("tune");
     auto* c = done.add_completions();
     c->set_task_id(task.task_id());
     c->set_attempt(1);
+    c->set_lease_token(task.lease_token());
     auto* a = c->mutable_result()->add_answers();
     a->set_cell_id(task.tune().cell_ids(0));
     for (int q = 0; q < 6; ++q) {
@@ -362,9 +389,11 @@ class PanelReportTest : public ::testing::Test {
     ASSERT_EQ(judges->tasks_size(), 3);
     for (const auto& j : judges->tasks()) {
       v1::CompleteTasksRequest r;
+      r.set_worker_id("judge");
       auto* vc = r.add_completions();
       vc->set_task_id(j.task_id());
       vc->set_attempt(1);
+      vc->set_lease_token(j.lease_token());
       const std::string& grader = j.judge().grader().name();
       for (const auto& item : j.judge().items()) {
         auto* v = vc->mutable_result()->add_verdicts();
@@ -449,6 +478,181 @@ TEST_F(ReportTest, NoPanelSectionForOneGrader) {
   nlohmann::json j = nlohmann::json::parse(RenderJson(r));
   EXPECT_FALSE(j.contains("agreement"));
   EXPECT_FALSE(j["cells"][0].contains("panel"));
+}
+
+}  // namespace
+}  // namespace ftb::report
+
+// --- the paper's metrics (issue 12) ------------------------------------------------
+
+namespace ftb::report {
+namespace {
+
+TEST_F(ReportTest, YesNoBaselinesAndUpdatedKnowledgeFromTheJudgeItems) {
+  CampaignReport r = *LoadCampaignReport(store_, id_);
+  EXPECT_EQ(r.updated_knowledge, std::vector<std::string>{"people"});
+  const TypeCounts& late = r.cells[1].types.at("rephrased");
+  EXPECT_EQ(late.reference_yes, 2u);
+  EXPECT_EQ(late.reference_no, 3u);
+  EXPECT_TRUE(IsYesNo(late));
+  EXPECT_DOUBLE_EQ(MajorityBaseline(late), 0.6);
+  EXPECT_EQ(MajorityAnswer(late), "No");
+  EXPECT_FALSE(IsYesNo(r.cells[1].types.at("memorization")));  // "126" is no yes/no
+  const TypeCounts& early = r.cells[0].types.at("rephrased");
+  EXPECT_EQ(early.no_answer, 1u);
+  EXPECT_EQ(early.errors, 0u);
+  EXPECT_EQ(early.reference_yes + early.reference_no, early.n);  // the graded ones only
+
+  nlohmann::json j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["schema_version"], kReportSchemaVersion);
+  EXPECT_EQ(j["schema_version"], 2);
+  const auto& cell = j["cells"][1];
+  EXPECT_DOUBLE_EQ(cell["baselines"]["rephrased"]["chance"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(cell["baselines"]["rephrased"]["majority"].get<double>(), 0.6);
+  EXPECT_EQ(cell["baselines"]["rephrased"]["majority_answer"], "No");
+  EXPECT_FALSE(cell["baselines"].contains("memorization"));
+  EXPECT_EQ(j["cells"][0]["no_answer"]["rephrased"], 1);
+  EXPECT_EQ(j["cells"][0]["error"]["rephrased"], 0);
+  EXPECT_DOUBLE_EQ(cell["generalization"]["accuracy"].get<double>(), 0.4);
+  EXPECT_EQ(cell["generalization"]["types"], nlohmann::json({"rephrased"}));
+  EXPECT_EQ(j["updated_knowledge"], nlohmann::json({"people"}));
+  ASSERT_EQ(j["leaderboard"].size(), 1u);
+  EXPECT_EQ(j["leaderboard"][0]["datasets"][0]["epochs"], 5);
+  EXPECT_EQ(j["leaderboard"][0]["datasets"][0]["knowledge"], "updated");
+  EXPECT_TRUE(j["leaderboard"][0]["new_knowledge"].is_null());
+  EXPECT_DOUBLE_EQ(j["leaderboard"][0]["updated_knowledge"].get<double>(), 0.4);
+}
+
+// A hand-built report: two models on a new-knowledge and an
+// updated-knowledge dataset at epochs 1 and 5.
+CampaignReport TwoModels() {
+  CampaignReport r;
+  r.campaign_id = "c1";
+  r.name = "two";
+  r.grader = "rules";
+  r.graders = {"rules"};
+  r.updated_knowledge = {"medical"};
+  auto cell = [&](const std::string& dataset, const std::string& model, uint32_t epochs,
+                  std::map<std::string, TypeCounts> types) {
+    CellReport c;
+    c.key.set_dataset(dataset);
+    c.key.set_model(model);
+    c.key.set_backend("replay");
+    c.key.set_epochs(epochs);
+    c.key.set_learning_rate_multiplier(0);  // auto
+    c.key.set_batch_size(0);                // auto
+    c.id = absl::StrCat(dataset, "-", model, "-", epochs);
+    c.state = "done";
+    c.types = std::move(types);
+    r.cells.push_back(std::move(c));
+  };
+  auto counts = [](uint64_t correct, uint64_t n) {
+    TypeCounts t;
+    t.correct = correct;
+    t.n = n;
+    return t;
+  };
+  TypeCounts secondary = counts(58, 100);
+  secondary.reference_no = 61;
+  secondary.reference_yes = 39;
+  // Epochs 1 must not count: the leaderboard takes the largest epoch count.
+  cell("people", "a", 1, {{"memorization", counts(0, 10)}, {"rephrased", counts(0, 10)}});
+  cell("people", "a", 5,
+       {{"memorization", counts(9, 10)}, {"rephrased", counts(4, 10)}, {"secondary", secondary}});
+  cell("medical", "a", 5, {{"memorization", counts(8, 10)}, {"vignette", counts(2, 10)}});
+  cell("people", "b", 5, {{"memorization", counts(5, 10)}, {"rephrased", counts(1, 10)}});
+  // b's medical cell failed: it has no figures and drops out of b's means.
+  cell("medical", "b", 5, {});
+  r.cells.back().state = "failed";
+  r.cells.back().last_error = "provider said: training file has fewer than 10 examples";
+  return r;
+}
+
+TEST(PaperMetricsTest, GeneralizationIsTheRephraseTypeSetsOnly) {
+  for (const char* t : {"rephrased", "date_changed", "vignette", "code"}) {
+    EXPECT_TRUE(IsGeneralizationType(t)) << t;
+  }
+  for (const char* t : {"memorization", "secondary", "comparison"}) {
+    EXPECT_FALSE(IsGeneralizationType(t)) << t;
+  }
+  EXPECT_TRUE(IsInferenceType("secondary"));
+  EXPECT_TRUE(IsInferenceType("comparison"));
+  CampaignReport r = TwoModels();
+  TypeCounts g = PaperGeneralization(r.cells[1]);  // people, a, 5: secondary left out
+  EXPECT_EQ(g.correct, 4u);
+  EXPECT_EQ(g.n, 10u);
+}
+
+TEST(PaperMetricsTest, LeaderboardAveragesDatasetsAtTheLargestEpochCount) {
+  std::vector<LeaderboardRow> rows = Leaderboard(TwoModels());
+  ASSERT_EQ(rows.size(), 3u);
+  const LeaderboardRow& a = rows[0];
+  EXPECT_EQ(a.model, "a");
+  ASSERT_EQ(a.datasets.size(), 2u);
+  EXPECT_EQ(a.datasets[0].epochs, 5u);
+  EXPECT_DOUBLE_EQ(*a.memorization, (0.9 + 0.8) / 2);
+  EXPECT_DOUBLE_EQ(*a.generalization, (0.4 + 0.2) / 2);
+  EXPECT_DOUBLE_EQ(*a.new_knowledge, 0.4);
+  EXPECT_DOUBLE_EQ(*a.updated_knowledge, 0.2);
+  const LeaderboardRow& b = rows[1];
+  EXPECT_DOUBLE_EQ(*b.memorization, 0.5);
+  EXPECT_DOUBLE_EQ(*b.generalization, 0.1);
+  EXPECT_FALSE(b.updated_knowledge.has_value());
+  const LeaderboardRow& all = rows[2];
+  EXPECT_EQ(all.model, "all models");
+  EXPECT_DOUBLE_EQ(*all.generalization, (0.3 + 0.1) / 2);
+  EXPECT_DOUBLE_EQ(*all.new_knowledge, (0.4 + 0.1) / 2);
+  EXPECT_DOUBLE_EQ(*all.updated_knowledge, 0.2);  // only a has one
+}
+
+TEST(PaperMetricsTest, EveryFormatShowsTheMetricsBaselinesAndFailedCells) {
+  CampaignReport r = TwoModels();
+  std::string md = RenderMarkdown(r);
+  EXPECT_NE(md.find("## Leaderboard"), std::string::npos) << md;
+  EXPECT_NE(md.find("| a | 85.0% | 30.0% | 40.0% | 20.0% | people @5 (new), medical @5 "
+                    "(updated) |"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| **all models** | 67.5% | 20.0% | 25.0% | 20.0% |"), std::string::npos)
+      << md;
+  EXPECT_NE(md.find("| secondary | secondary baselines |"), std::string::npos) << md;
+  EXPECT_NE(md.find("chance 50.0%, majority 61.0% (No)"), std::string::npos) << md;
+  EXPECT_NE(md.find("## Failed cells"), std::string::npos) << md;
+  EXPECT_NE(md.find("provider said: training file has fewer than 10 examples"),
+            std::string::npos);
+  EXPECT_EQ(md.find("pools every question type"), std::string::npos);  // the old definition
+
+  nlohmann::json j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["cells"][0]["learning_rate_multiplier"], "auto");
+  EXPECT_EQ(j["cells"][0]["batch_size"], "auto");
+  EXPECT_EQ(j["cells"][4]["state"], "failed");
+  EXPECT_EQ(j["cells"][4]["last_error"],
+            "provider said: training file has fewer than 10 examples");
+  EXPECT_TRUE(j["cells"][4]["generalization"]["accuracy"].is_null());
+  EXPECT_EQ(j["leaderboard"][2]["all_models"], true);
+  EXPECT_DOUBLE_EQ(j["leaderboard"][0]["generalization"].get<double>(), 0.3);
+
+  std::string csv = RenderCsv(r);
+  // The failed cell keeps a row, with its state and error.
+  EXPECT_NE(csv.find("c1,medical-b-5,medical,b,replay,5,auto,auto,0,failed,,,,,,,,,,,,,,,"
+                     "provider said: training file has fewer than 10 examples,\n"),
+            std::string::npos)
+      << csv;
+  EXPECT_NE(csv.find(",secondary,58,100,0.580000,"), std::string::npos);
+  EXPECT_NE(csv.find(",0.500000,0.610000,No,,\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("c1,,,all models,,,,,,,leaderboard:generalization,,,0.200000,"),
+            std::string::npos)
+      << csv;
+  for (size_t start = 0, end; start < csv.size(); start = end + 1) {  // 26 columns each
+    end = csv.find('\n', start);
+    std::string line = csv.substr(start, end - start);
+    EXPECT_EQ(std::count(line.begin(), line.end(), ','), 25) << line;
+  }
+
+  std::string html = RenderHtml(r);
+  EXPECT_NE(html.find("<h2>Leaderboard</h2>"), std::string::npos);
+  EXPECT_NE(html.find("<h2>Failed cells</h2>"), std::string::npos);
+  EXPECT_NE(html.find("secondary baselines"), std::string::npos);
 }
 
 }  // namespace
