@@ -65,8 +65,6 @@ absl::StatusOr<v1::CampaignSpec> LoadSpec(const std::string& path) {
   return spec::LoadCampaignSpecFile(path);
 }
 
-std::string FormatLr(double v) { return absl::StrFormat("%g", v); }
-
 }  // namespace
 
 absl::Status Plan(const PlanOptions& options, std::ostream& out) {
@@ -81,8 +79,21 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
     }
     summaries.push_back(coordinator::Summarize(ds, *data));
   }
+  FTB_RETURN_IF_ERROR(coordinator::ValidateDatasets(spec, summaries));
   FTB_ASSIGN_OR_RETURN(coordinator::Plan plan,
                        coordinator::PlanCampaign(spec, std::move(summaries)));
+  // Runs that create no training job: every cell at epochs 0.
+  uint64_t untrained_runs = 0;
+  for (const coordinator::TrainingRun& r : plan.runs) untrained_runs += r.max_epochs == 0;
+  // An axis value as JSON: "auto" or the number.
+  const auto lr_json = [](double v) -> nlohmann::json {
+    if (v == coordinator::kAutoLearningRateMultiplier) return "auto";
+    return v;
+  };
+  const auto batch_json = [](uint32_t v) -> nlohmann::json {
+    if (v == coordinator::kAutoBatchSize) return "auto";
+    return v;
+  };
   uint64_t shown = options.limit == 0 ? plan.cells.size()
                                       : std::min<uint64_t>(options.limit, plan.cells.size());
   if (options.json) {
@@ -95,27 +106,36 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
     }
     j["estimated_cost_usd"] = total_usd;
     j["training_runs"] = plan.runs.size();
-    for (const auto& d : plan.datasets) {
+    j["training_runs_without_job"] = untrained_runs;
+    for (size_t i = 0; i < plan.datasets.size(); ++i) {
+      const auto& d = plan.datasets[i];
       j["datasets"].push_back({{"label", d.label},
                                {"fingerprint", d.fingerprint},
                                {"training_examples", d.training_examples},
                                {"test_questions", d.test_questions},
+                               {"evaluation_only", spec.datasets(static_cast<int>(i)).evaluation_only()},
+                               {"comparison_questions", d.comparison_questions},
+                               {"comparison_name_only", d.comparison_name_only},
                                {"notes", d.notes}});
     }
     j["cells"] = nlohmann::json::array();
     for (uint64_t i = 0; i < shown; ++i) {
       v1::CellKey key = coordinator::MakeCellKey(spec, plan, plan.cells[i]);
       const auto& d = plan.datasets[plan.cells[i].dataset];
+      coordinator::CostEstimate e =
+          coordinator::EstimateCell(cost::PriceTable::Builtin(), spec, plan, plan.cells[i]);
       j["cells"].push_back({{"id", coordinator::CellId(key)},
                             {"dataset", key.dataset()},
                             {"model", key.model()},
                             {"backend", key.backend()},
                             {"epochs", key.epochs()},
-                            {"learning_rate_multiplier", key.learning_rate_multiplier()},
-                            {"batch_size", key.batch_size()},
+                            {"learning_rate_multiplier", lr_json(key.learning_rate_multiplier())},
+                            {"batch_size", batch_json(key.batch_size())},
                             {"seed", key.seed()},
                             {"training_examples", d.training_examples},
-                            {"test_questions", d.test_questions}});
+                            {"test_questions", d.test_questions},
+                            {"estimated_train_usd", e.train_usd},
+                            {"estimated_infer_usd", e.infer_usd}});
     }
     out << j.dump(2) << "\n";
     return absl::OkStatus();
@@ -124,6 +144,12 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
   out << absl::StrFormat("campaign %s: %d dataset(s) x %d model(s) -> %d cells in %d training runs\n",
                          spec.name(), spec.datasets_size(), spec.models_size(),
                          plan.cells.size(), plan.runs.size());
+  if (untrained_runs > 0) {
+    out << absl::StrFormat(
+        "  %d of the runs evaluate the base model only (epochs 0): no training job, no training "
+        "cost\n",
+        untrained_runs);
+  }
   out << "\ndatasets\n";
   out << absl::StrFormat("  %-20s %-14s %9s %9s  %s\n", "LABEL", "SOURCE", "TRAINING", "TEST Q",
                          "FINGERPRINT");
@@ -134,6 +160,15 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
                              : "finetunebench";
     out << absl::StrFormat("  %-20s %-14s %9d %9d  %s\n", d.label, source, d.training_examples,
                            d.test_questions, d.fingerprint.substr(0, 16));
+    if (spec.datasets(i).evaluation_only()) {
+      out << "    evaluation only: the base model at epochs 0, no training\n";
+    }
+    if (d.comparison_questions > 0) {
+      out << absl::StrFormat(
+          "    comparison: %d questions, %d of them answerable from the names alone (\"Is A "
+          "alphabetically first than B?\")\n",
+          d.comparison_questions, d.comparison_name_only);
+    }
     for (const auto& note : d.notes) out << "    note: " << note << "\n";
   }
   out << "\nmodels\n";
@@ -184,16 +219,25 @@ absl::Status Plan(const PlanOptions& options, std::ostream& out) {
   }
   out << absl::StrFormat("\ncells (%d of %d shown%s)\n", shown, plan.cells.size(),
                          shown < plan.cells.size() ? "; --limit 0 lists all" : "");
-  out << absl::StrFormat("  %-32s  %-16s %-24s %-8s %6s %6s %5s %6s %8s %6s\n", "CELL", "DATASET",
-                         "MODEL", "BACKEND", "EPOCHS", "LR", "BATCH", "SEED", "TRAINING",
-                         "TEST Q");
+  out << "  (TRAIN $: training to the cell's own epochs, as the per-cell budget counts it; a "
+         "run trains once, to its largest epoch count. Epochs 0 is the untuned base model.)\n";
+  out << absl::StrFormat("  %-32s  %-16s %-24s %-8s %6s %6s %5s %6s %8s %6s %9s %9s\n", "CELL",
+                         "DATASET", "MODEL", "BACKEND", "EPOCHS", "LR", "BATCH", "SEED",
+                         "TRAINING", "TEST Q", "TRAIN $", "INFER $");
   for (uint64_t i = 0; i < shown; ++i) {
     v1::CellKey key = coordinator::MakeCellKey(spec, plan, plan.cells[i]);
     const auto& d = plan.datasets[plan.cells[i].dataset];
-    out << absl::StrFormat("  %-32s  %-16s %-24s %-8s %6d %6s %5d %6d %8d %6d\n",
+    coordinator::CostEstimate e =
+        coordinator::EstimateCell(cost::PriceTable::Builtin(), spec, plan, plan.cells[i]);
+    // At epochs 0 nothing is trained: no training examples are used.
+    const std::string training =
+        key.epochs() == 0 ? "-" : absl::StrCat(d.training_examples);
+    out << absl::StrFormat("  %-32s  %-16s %-24s %-8s %6d %6s %5s %6d %8s %6d %9.4f %9.4f\n",
                            coordinator::CellId(key), key.dataset(), key.model(), key.backend(),
-                           key.epochs(), FormatLr(key.learning_rate_multiplier()),
-                           key.batch_size(), key.seed(), d.training_examples, d.test_questions);
+                           key.epochs(),
+                           coordinator::LearningRateMultiplierText(key.learning_rate_multiplier()),
+                           coordinator::BatchSizeText(key.batch_size()), key.seed(), training,
+                           d.test_questions, e.train_usd, e.infer_usd);
   }
   return absl::OkStatus();
 }

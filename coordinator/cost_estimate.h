@@ -7,6 +7,10 @@
 // chat-format training file; every cell then pays inference on its test
 // prompts (input) and answers (output; the reference answers' length is the
 // estimate). Judge costs are not estimated here (rules grading is free).
+// A cell at epochs 0 trains nothing and pays inference at the base model's
+// prices (cost::ModelPrice::base_*); a run of only such cells trains
+// nothing. The learning rate multiplier and batch size, `auto` or not, do
+// not enter the estimate: providers bill training tokens x epochs.
 #ifndef FTB_COORDINATOR_COST_ESTIMATE_H_
 #define FTB_COORDINATOR_COST_ESTIMATE_H_
 

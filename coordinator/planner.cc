@@ -5,6 +5,8 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/hash.h"
 #include "cost/tokens.h"
 #include "datasets/dataset.h"
@@ -61,18 +63,33 @@ std::vector<T> AxisOr(const google::protobuf::RepeatedField<T>& model_axis,
   return std::vector<T>(axis.begin(), axis.end());
 }
 
+// The canonical key's spelling of the two axes that may be `auto`: "auto"
+// is no number, so it never collides with one.
+std::string LrKey(double v) {
+  return v == kAutoLearningRateMultiplier ? "auto" : FormatDouble(v);
+}
+std::string BatchKey(uint32_t v) { return v == kAutoBatchSize ? "auto" : absl::StrCat(v); }
+
 void HashKeyWithoutEpochs(Sha256& h, const v1::CellKey& key) {
   h.UpdateField(key.dataset());
   h.UpdateField(key.dataset_fingerprint());
   h.UpdateField(key.model());
   h.UpdateField(key.backend());
   h.UpdateField(key.backend_options_json());
-  h.UpdateField(FormatDouble(key.learning_rate_multiplier()));
-  h.UpdateField(absl::StrCat(key.batch_size()));
+  h.UpdateField(LrKey(key.learning_rate_multiplier()));
+  h.UpdateField(BatchKey(key.batch_size()));
   h.UpdateField(absl::StrCat(key.seed()));
 }
 
 }  // namespace
+
+std::string LearningRateMultiplierText(double v) {
+  return v == kAutoLearningRateMultiplier ? "auto" : absl::StrFormat("%g", v);
+}
+
+std::string BatchSizeText(uint32_t v) {
+  return v == kAutoBatchSize ? "auto" : absl::StrCat(v);
+}
 
 std::string CanonicalOptionsJson(const google::protobuf::Struct& options) {
   google::protobuf::Value v;
@@ -91,9 +108,14 @@ DatasetSummary Summarize(const v1::DatasetSpec& spec, const v1::Dataset& dataset
     s.training_tokens += cost::ChatExampleTokens(item.prompt(), item.answer());
   }
   for (const v1::QuestionSet& set : dataset.tests()) {
+    const bool comparison = set.type() == v1::QUESTION_TYPE_COMPARISON;
     for (const v1::QaItem& item : set.items()) {
       s.test_prompt_tokens += cost::EstimateTokens(item.prompt());
       s.test_answer_tokens += cost::EstimateTokens(item.answer());
+      if (comparison) {
+        ++s.comparison_questions;
+        if (datasets::IsNameOnlyComparison(item)) ++s.comparison_name_only;
+      }
     }
   }
   return s;
@@ -105,6 +127,8 @@ DatasetSummary FromProto(const v1::DatasetSummary& d) {
   s.training_tokens = d.training_tokens();
   s.test_prompt_tokens = d.test_prompt_tokens();
   s.test_answer_tokens = d.test_answer_tokens();
+  s.comparison_name_only = d.comparison_name_only();
+  s.comparison_questions = d.comparison_questions();
   return s;
 }
 
@@ -118,7 +142,24 @@ v1::DatasetSummary ToProto(const DatasetSummary& d) {
   s.set_training_tokens(d.training_tokens);
   s.set_test_prompt_tokens(d.test_prompt_tokens);
   s.set_test_answer_tokens(d.test_answer_tokens);
+  s.set_comparison_name_only(d.comparison_name_only);
+  s.set_comparison_questions(d.comparison_questions);
   return s;
+}
+
+absl::Status ValidateDatasets(const v1::CampaignSpec& spec,
+                              const std::vector<DatasetSummary>& datasets) {
+  for (int i = 0; i < spec.datasets_size() && i < static_cast<int>(datasets.size()); ++i) {
+    const v1::DatasetSpec& ds = spec.datasets(i);
+    const DatasetSummary& d = datasets[static_cast<size_t>(i)];
+    if (d.training_examples > 0 || ds.evaluation_only()) continue;
+    std::string why = d.notes.empty() ? "" : absl::StrCat(" (", absl::StrJoin(d.notes, "; "), ")");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "datasets[", i, "] ", d.label, ": no training examples to fine-tune on", why,
+        ". Add the training file, or set evaluation_only: true on the dataset to evaluate the "
+        "base model only (epochs 0)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
@@ -156,6 +197,8 @@ absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
             "planner: models[", m, "] has an empty grid axis; parse the spec first"));
       }
       std::sort(epochs.begin(), epochs.end());
+      // Nothing to train on: the base model only.
+      if (spec.datasets(static_cast<int>(d)).evaluation_only()) epochs = {0};
       for (double lr : lrs) {
         for (uint32_t batch : batches) {
           for (uint64_t seed : seeds) {
@@ -226,8 +269,8 @@ CellIdHasher::CellIdHasher(const v1::CampaignSpec& spec, const Plan& plan)
 
 std::string CellIdHasher::Id(const GridPoint& point) const {
   Sha256 h = prefixes_[point.dataset * models_ + point.model];
-  h.UpdateField(FormatDouble(point.learning_rate_multiplier));
-  h.UpdateField(absl::StrCat(point.batch_size));
+  h.UpdateField(LrKey(point.learning_rate_multiplier));
+  h.UpdateField(BatchKey(point.batch_size));
   h.UpdateField(absl::StrCat(point.seed));
   h.UpdateField(absl::StrCat(point.epochs));
   return DigestHex(h.Finish(), 16);

@@ -6,6 +6,13 @@
 // x batch size x seed). Cells that differ only in their epoch count share a
 // training run: one TUNE task trains to the largest epoch count and the
 // backend evaluates a snapshot at each requested epoch (see TrainingRun).
+//
+// Special values (docs/spec.md, "Base model and auto"): epochs 0 is the base
+// model, evaluated untuned (no training; a run whose only epoch count is 0
+// has max_epochs 0 and its backend creates no training job); a learning rate
+// multiplier or batch size of 0 is `auto` (the backend sends nothing and the
+// provider picks its default). An evaluation-only dataset
+// (DatasetSpec.evaluation_only) gets cells at epochs 0 only.
 // Grid axes are expanded here and nowhere else; the scheduler sees tasks
 // with a backend name and cell ids, so a new axis or backend leaves it alone.
 #ifndef FTB_COORDINATOR_PLANNER_H_
@@ -25,6 +32,14 @@
 
 namespace ftb::coordinator {
 
+// `auto` on the learning rate multiplier and batch size axes (see above).
+inline constexpr double kAutoLearningRateMultiplier = 0;
+inline constexpr uint32_t kAutoBatchSize = 0;
+// How plans and reports show the two axes: "auto" for the auto value, else
+// the number ("%g" for the multiplier).
+std::string LearningRateMultiplierText(double v);
+std::string BatchSizeText(uint32_t v);
+
 // What the planner needs to know about a loaded dataset.
 struct DatasetSummary {
   std::string label;
@@ -38,6 +53,10 @@ struct DatasetSummary {
   uint64_t training_tokens = 0;
   uint64_t test_prompt_tokens = 0;
   uint64_t test_answer_tokens = 0;
+  // Comparison questions answerable from the names in the question alone
+  // (datasets::IsNameOnlyComparison), and all comparison questions.
+  uint32_t comparison_name_only = 0;
+  uint32_t comparison_questions = 0;
 };
 
 // Conversions to and from the stored form (v1::DatasetSummary).
@@ -73,6 +92,14 @@ struct Plan {
   std::vector<GridPoint> cells;
   std::vector<TrainingRun> runs;
 };
+
+// Plan- and submit-time checks of the loaded datasets (parallel to
+// spec.datasets), kept out of PlanCampaign so that recovering a campaign
+// accepted earlier never fails on them: a dataset with no training examples
+// is kFailedPrecondition naming it (and the loader's notes, which name the
+// missing file) unless it is evaluation_only.
+absl::Status ValidateDatasets(const v1::CampaignSpec& spec,
+                              const std::vector<DatasetSummary>& datasets);
 
 // Expands the grid. `datasets` is parallel to spec.datasets. Errors:
 // kInvalidArgument when the inputs disagree (sizes differ) or an axis is

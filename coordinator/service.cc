@@ -273,6 +273,8 @@ absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> Prepare
     }
     summaries.push_back(Summarize(ds, *data));
   }
+  // Datasets with nothing to train on (planner.h); not checked on recovery.
+  FTB_RETURN_IF_ERROR(ValidateDatasets(spec, summaries));
   return std::make_pair(std::move(spec), std::move(summaries));
 }
 

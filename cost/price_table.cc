@@ -54,8 +54,9 @@ absl::Status PriceTable::Add(std::string_view yaml, std::string_view filename) {
                                                    ": YAML syntax error: ", e.msg));
   }
   static const std::set<std::string> kEntryKeys = {
-      "training_per_1m_tokens", "input_per_1m_tokens", "output_per_1m_tokens", "source",
-      "as_of", "verified"};
+      "training_per_1m_tokens",    "input_per_1m_tokens",       "output_per_1m_tokens",
+      "base_input_per_1m_tokens", "base_output_per_1m_tokens", "source",
+      "as_of",                    "verified"};
   for (const YAML::Node& doc : docs) {
     if (doc.IsNull()) continue;
     if (!doc.IsMap()) return Invalid(filename, doc, "(document)", "expected a mapping");
@@ -84,6 +85,16 @@ absl::Status PriceTable::Add(std::string_view yaml, std::string_view filename) {
                            Price(filename, entry, path, "input_per_1m_tokens"));
       FTB_ASSIGN_OR_RETURN(p.output_per_1m_tokens,
                            Price(filename, entry, path, "output_per_1m_tokens"));
+      p.base_input_per_1m_tokens = p.input_per_1m_tokens;
+      p.base_output_per_1m_tokens = p.output_per_1m_tokens;
+      if (entry["base_input_per_1m_tokens"]) {
+        FTB_ASSIGN_OR_RETURN(p.base_input_per_1m_tokens,
+                             Price(filename, entry, path, "base_input_per_1m_tokens"));
+      }
+      if (entry["base_output_per_1m_tokens"]) {
+        FTB_ASSIGN_OR_RETURN(p.base_output_per_1m_tokens,
+                             Price(filename, entry, path, "base_output_per_1m_tokens"));
+      }
       if (!entry["source"] || !entry["as_of"]) {
         return Invalid(filename, entry, path, "every price needs its source and as_of date");
       }

@@ -19,6 +19,12 @@ struct ModelPrice {
   double training_per_1m_tokens = 0;
   double input_per_1m_tokens = 0;
   double output_per_1m_tokens = 0;
+  // Inference on the untuned base model (cells at epochs 0), which providers
+  // may price differently from their tuned models (OpenAI: lower). Equal to
+  // input/output_per_1m_tokens unless the table gives base_input_per_1m_tokens
+  // / base_output_per_1m_tokens.
+  double base_input_per_1m_tokens = 0;
+  double base_output_per_1m_tokens = 0;
   std::string source;
   std::string as_of;
   std::string version;  // of the table it came from
@@ -29,7 +35,8 @@ class PriceTable {
  public:
   // Parses one or more YAML documents, each
   //   {version: DATE, backend: NAME, models: {MODEL|"*": {training_per_1m_tokens,
-  //    input_per_1m_tokens, output_per_1m_tokens, source, as_of, verified?}}}
+  //    input_per_1m_tokens, output_per_1m_tokens, base_input_per_1m_tokens?,
+  //    base_output_per_1m_tokens?, source, as_of, verified?}}}
   // Errors (kInvalidArgument) read "<file>:<line>:<col>: <field>: <what>".
   // A (backend, model) defined twice is an error.
   absl::Status Add(std::string_view yaml, std::string_view filename);

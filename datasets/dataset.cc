@@ -4,8 +4,11 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
 #include "datasets/builtin.h"
@@ -100,7 +103,20 @@ absl::StatusOr<v1::Dataset> LoadDataset(const v1::DatasetSpec& spec) {
     }
     wanted.push_back(*type);
   }
+  if (!spec.comparison().empty() && spec.comparison() != "paper") {
+    return absl::InvalidArgumentError(absl::StrCat("dataset \"", spec.name(),
+                                                   "\": comparison must be all or paper, got \"",
+                                                   spec.comparison(), "\""));
+  }
   FTB_ASSIGN_OR_RETURN(v1::Dataset dataset, LoadUnfiltered(spec));
+  if (spec.comparison() == "paper") {
+    if (spec.source() != v1::DATASET_SOURCE_FINETUNEBENCH) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dataset \"", spec.name(),
+                       "\": comparison: paper applies to FineTuneBench's fictional_people only"));
+    }
+    FTB_RETURN_IF_ERROR(KeepPaperComparisonQuestions(dataset));
+  }
   if (wanted.empty()) return dataset;
 
   std::vector<std::string> available;
@@ -151,6 +167,22 @@ int TestQuestionCount(const v1::Dataset& dataset) {
   int count = 0;
   for (const v1::QuestionSet& set : dataset.tests()) count += set.items_size();
   return count;
+}
+
+bool IsNameOnlyComparison(const v1::QaItem& item) {
+  absl::string_view prompt = absl::StripAsciiWhitespace(item.prompt());
+  const size_t newline = prompt.rfind('\n');
+  absl::string_view question =
+      absl::StripAsciiWhitespace(newline == absl::string_view::npos ? prompt
+                                                                    : prompt.substr(newline + 1));
+  if (!absl::ConsumeSuffix(&question, "?")) return false;
+  const std::vector<absl::string_view> words = absl::StrSplit(question, ' ', absl::SkipEmpty());
+  // Is <A> alphabetically <first|before|after> [than] <B>
+  if (words.size() != 5 && words.size() != 6) return false;
+  if (words[0] != "Is" || words[2] != "alphabetically") return false;
+  if (words[3] != "first" && words[3] != "before" && words[3] != "after") return false;
+  if (words.size() == 6 && words[4] != "than") return false;
+  return true;
 }
 
 std::vector<BuiltinInfo> BuiltinDatasets() {

@@ -205,6 +205,39 @@ const std::vector<std::string>& FineTuneBenchDatasetNames() {
   return *kNames;
 }
 
+absl::Status KeepPaperComparisonQuestions(v1::Dataset& dataset) {
+  if (dataset.name() != "fictional_people") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("comparison: paper applies to fictional_people only, not ", dataset.name()));
+  }
+  // The expanded file: the original 25 rows follow 125 new ones.
+  constexpr int kExpandedRows = 150;
+  for (v1::QuestionSet& set : *dataset.mutable_tests()) {
+    if (set.type() != v1::QUESTION_TYPE_COMPARISON) continue;
+    const int rows = set.items_size();
+    if (rows != kExpandedRows && rows != kPaperComparisonQuestions) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "comparison: paper: fictional_people_comparison.csv has ", rows,
+          " rows; the paper's ", kPaperComparisonQuestions, " questions are known in the ",
+          kPaperComparisonQuestions, "-row original and the ", kExpandedRows,
+          "-row expansion (its last ", kPaperComparisonQuestions,
+          " rows) only; use comparison: all"));
+    }
+    if (rows == kExpandedRows) {
+      set.mutable_items()->DeleteSubrange(0, kExpandedRows - kPaperComparisonQuestions);
+    }
+    dataset.add_notes(absl::StrCat(
+        "comparison: paper: ", kPaperComparisonQuestions,
+        " comparison questions kept (the set the paper's recorded responses answer",
+        rows == kExpandedRows ? absl::StrCat("; rows ", kExpandedRows - kPaperComparisonQuestions + 1,
+                                             "-", kExpandedRows, " of ", rows)
+                              : "",
+        ")"));
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("comparison: paper: the dataset has no comparison questions");
+}
+
 absl::StatusOr<v1::Dataset> LoadFineTuneBench(const std::string& root, const std::string& name) {
   using Loader = absl::Status (*)(const std::string&, v1::Dataset&);
   Loader loader = nullptr;

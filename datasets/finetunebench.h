@@ -45,6 +45,25 @@ const std::vector<std::string>& FineTuneBenchDatasetNames();
 // used_in_analysis value).
 absl::StatusOr<v1::Dataset> LoadFineTuneBench(const std::string& root, const std::string& name);
 
+// Number of comparison questions the FineTuneBench paper evaluated.
+inline constexpr int kPaperComparisonQuestions = 25;
+
+// Keeps only the comparison questions the paper evaluated (spec
+// `comparison: paper`) in a loaded fictional_people dataset, and adds a note
+// saying so. HOW THEY ARE IDENTIFIED: the paper's recorded responses
+// (model_responses/fictional_people/fictional_people_comparison_w_responses.csv)
+// answer 25 questions, those of the original 25-row comparison file
+// (upstream commit 04f6b0d); the file was later expanded to 150 rows (commit
+// 193a76e) by putting 125 new rows BEFORE the original 25, so the paper's set
+// is the file's last 25 rows. Matching the recorded file's (id, prompt)
+// pairs against the 150 rows finds exactly rows 126-150 (checked by
+// finetunebench_test against the published data). So: a 150-row file keeps
+// its last 25 rows, a 25-row file (the original) is kept whole, any other
+// size is kFailedPrecondition naming the file (an unknown version of the
+// data). kInvalidArgument when the dataset is not fictional_people or has no
+// comparison set.
+absl::Status KeepPaperComparisonQuestions(v1::Dataset& dataset);
+
 }  // namespace ftb::datasets
 
 #endif  // FTB_DATASETS_FINETUNEBENCH_H_
