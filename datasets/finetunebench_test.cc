@@ -3,7 +3,14 @@
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_split.h"
+#include "datasets/csv.h"
 #include "datasets/dataset.h"
 #include "datasets/test_util.h"
 #include "gmock/gmock.h"
@@ -328,6 +335,91 @@ TEST(FineTuneBenchErrorTest, UnknownDatasetName) {
             "latest_news, fictional_people, medical, coding");
 }
 
+// `comparison: paper`: the last 25 rows of the 150-row file, all of a 25-row
+// file, an error for any other size or dataset.
+std::string ComparisonRows(int n) {
+  std::string rows = kPeopleHeader;
+  for (int i = 0; i < n; ++i) {
+    rows += "p" + std::to_string(i) + ",\"Answer the question with Yes or No.\nIs A" +
+            std::to_string(i) + " older than B?\",No,fact,q\n";
+  }
+  return rows;
+}
+
+v1::DatasetSpec PeopleSpec(const ScratchDir& dir, const std::string& comparison) {
+  v1::DatasetSpec spec;
+  spec.set_source(v1::DATASET_SOURCE_FINETUNEBENCH);
+  spec.set_name("fictional_people");
+  spec.set_path(dir.path());
+  spec.set_comparison(comparison);
+  return spec;
+}
+
+TEST(FineTuneBenchTest, PaperComparisonKeepsTheLast25Of150Rows) {
+  ScratchDir dir;
+  WriteFictionalPeople(dir);
+  dir.Write("datasets/fictional_people/fictional_people_comparison.csv", ComparisonRows(150));
+  absl::StatusOr<v1::Dataset> all = LoadDataset(PeopleSpec(dir, ""));
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->tests(3).items_size(), 150);
+  absl::StatusOr<v1::Dataset> paper = LoadDataset(PeopleSpec(dir, "paper"));
+  ASSERT_TRUE(paper.ok()) << paper.status();
+  ASSERT_EQ(paper->tests(3).type(), v1::QUESTION_TYPE_COMPARISON);
+  ASSERT_EQ(paper->tests(3).items_size(), 25);
+  EXPECT_EQ(paper->tests(3).items(0).id(), "p125#125");
+  EXPECT_EQ(paper->tests(3).items(24).id(), "p149#149");
+  // Nothing else changes.
+  EXPECT_EQ(paper->training_size(), all->training_size());
+  EXPECT_EQ(paper->tests(2).items_size(), all->tests(2).items_size());
+  ASSERT_EQ(paper->notes_size(), 1);
+  EXPECT_EQ(paper->notes(0),
+            "comparison: paper: 25 comparison questions kept (the set the paper's recorded "
+            "responses answer; rows 126-150 of 150)");
+  EXPECT_NE(DatasetFingerprint(*paper), DatasetFingerprint(*all));
+}
+
+TEST(FineTuneBenchTest, PaperComparisonOfTheOriginal25RowFileKeepsThemAll) {
+  ScratchDir dir;
+  WriteFictionalPeople(dir);
+  dir.Write("datasets/fictional_people/fictional_people_comparison.csv", ComparisonRows(25));
+  absl::StatusOr<v1::Dataset> paper = LoadDataset(PeopleSpec(dir, "paper"));
+  ASSERT_TRUE(paper.ok()) << paper.status();
+  EXPECT_EQ(paper->tests(3).items_size(), 25);
+  EXPECT_EQ(paper->tests(3).items(0).id(), "p0#0");
+}
+
+TEST(FineTuneBenchErrorTest, PaperComparisonOfAnUnknownFileSizeOrDataset) {
+  ScratchDir dir;
+  WriteFictionalPeople(dir);
+  dir.Write("datasets/fictional_people/fictional_people_comparison.csv", ComparisonRows(30));
+  EXPECT_EQ(CodeAndMessage(LoadDataset(PeopleSpec(dir, "paper")).status()),
+            "FAILED_PRECONDITION: comparison: paper: fictional_people_comparison.csv has 30 rows; "
+            "the paper's 25 questions are known in the 25-row original and the 150-row expansion "
+            "(its last 25 rows) only; use comparison: all");
+  EXPECT_EQ(CodeAndMessage(LoadDataset(PeopleSpec(dir, "first")).status()),
+            "INVALID_ARGUMENT: dataset \"fictional_people\": comparison must be all or paper, got "
+            "\"first\"");
+  dir.Write("datasets/coding/coding_generalization.csv", kCodingGeneralization);
+  v1::DatasetSpec coding = PeopleSpec(dir, "paper");
+  coding.set_name("coding");
+  EXPECT_EQ(CodeAndMessage(LoadDataset(coding).status()),
+            "INVALID_ARGUMENT: comparison: paper applies to fictional_people only, not coding");
+}
+
+TEST(FineTuneBenchTest, NameOnlyComparisonQuestions) {
+  const auto q = [](const std::string& prompt) {
+    v1::QaItem item;
+    item.set_prompt(prompt);
+    return IsNameOnlyComparison(item);
+  };
+  EXPECT_TRUE(q("Answer the question with Yes or No.\nIs Sufa alphabetically first than Zubumagi?"));
+  EXPECT_TRUE(q("Is Sufa alphabetically before Zubumagi?\n"));
+  EXPECT_FALSE(q("Answer the question with Yes or No.\nIs Labigih heavier than Faqapi?"));
+  EXPECT_FALSE(q("Is Sufa's city alphabetically first than Zubumagi's?"));
+  EXPECT_FALSE(q("Is Sufa alphabetically first than Zubumagi"));  // no question mark
+  EXPECT_FALSE(q(""));
+}
+
 // The published data (not part of this repository).
 
 class PublishedDataTest : public ::testing::Test {
@@ -413,6 +505,68 @@ TEST_F(PublishedDataTest, Medical) {
     EXPECT_FALSE(d.training(i).context().empty());
   }
   for (const v1::QaItem& item : d.tests(1).items()) EXPECT_FALSE(item.context().empty());
+}
+
+// The paper's 25 comparison questions are exactly those its recorded
+// responses answer (matched by id and prompt, as the replay backend does),
+// and 9 of them (58 of all 150) are answerable from the names alone.
+TEST_F(PublishedDataTest, PaperComparisonIsTheRecordedSet) {
+  const std::string recorded_path =
+      root_ + "/model_responses/fictional_people/fictional_people_comparison_w_responses.csv";
+  if (!std::filesystem::exists(recorded_path)) {
+    GTEST_SKIP() << recorded_path << " not found (the recorded responses are needed)";
+  }
+  absl::StatusOr<CsvTable> recorded = ReadCsvFile(recorded_path);
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  const int id = recorded->Column("id");
+  const int prompt = recorded->Column("prompt");
+  ASSERT_GE(id, 0);
+  ASSERT_GE(prompt, 0);
+  const auto key = [](const std::string& source_id, std::string text) {
+    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
+    return source_id + "\n" + std::string(absl::StripAsciiWhitespace(text));
+  };
+  std::multiset<std::string> want;
+  for (const auto& row : recorded->rows) want.insert(key(row[id], row[prompt]));
+  ASSERT_EQ(want.size(), 25u);
+
+  v1::DatasetSpec spec;
+  spec.set_source(v1::DATASET_SOURCE_FINETUNEBENCH);
+  spec.set_name("fictional_people");
+  spec.set_path(root_);
+  spec.set_comparison("paper");
+  absl::StatusOr<v1::Dataset> paper = LoadDataset(spec);
+  ASSERT_TRUE(paper.ok()) << paper.status();
+  const v1::QuestionSet& set = paper->tests(3);
+  ASSERT_EQ(set.type(), v1::QUESTION_TYPE_COMPARISON);
+  std::multiset<std::string> got;
+  int name_only = 0;
+  for (const v1::QaItem& item : set.items()) {
+    got.insert(key(item.source_id(), item.prompt()));
+    name_only += IsNameOnlyComparison(item);
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(name_only, 9);
+
+  // All 150: 58 name-only questions, whose reference answers agree with the
+  // names' own alphabetical order on 29 (as datasets/dataset.h says).
+  spec.set_comparison("");
+  absl::StatusOr<v1::Dataset> all = LoadDataset(spec);
+  ASSERT_TRUE(all.ok()) << all.status();
+  int all_name_only = 0, agree = 0;
+  for (const v1::QaItem& item : all->tests(3).items()) {
+    if (!IsNameOnlyComparison(item)) continue;
+    ++all_name_only;
+    const std::string question(item.prompt().substr(item.prompt().rfind('\n') + 1));
+    std::vector<std::string> words = absl::StrSplit(question, ' ');
+    ASSERT_EQ(words.size(), 6u) << question;
+    std::string b = words[5];
+    b.pop_back();  // '?'
+    const bool a_first = words[1] < b;
+    agree += (item.answer() == "Yes") == a_first;
+  }
+  EXPECT_EQ(all_name_only, 58);
+  EXPECT_EQ(agree, 29);
 }
 
 TEST_F(PublishedDataTest, Coding) {
