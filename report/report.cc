@@ -465,7 +465,18 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   // Yes/no class of each question's reference, by cell and (type, question).
   absl::flat_hash_map<size_t, absl::flat_hash_map<std::pair<std::string, std::string>, char>>
       reference_class;
-  std::set<std::string> updated;  // dataset labels with an answer_before
+  // Updated-knowledge datasets: the ones the loaders mark updates_knowledge
+  // (FineTuneBench medical and coding, builtin `updates`; datasets/), known
+  // here by name because a report does not load the data, plus any dataset
+  // whose questions carry a pre-update answer (below).
+  std::set<std::string> updated;
+  for (const v1::DatasetSpec& d : campaign.spec().datasets()) {
+    const bool known =
+        (d.source() == v1::DATASET_SOURCE_FINETUNEBENCH &&
+         (d.name() == "medical" || d.name() == "coding")) ||
+        (d.source() == v1::DATASET_SOURCE_BUILTIN && d.name() == "updates");
+    if (known) updated.insert(d.label().empty() ? d.name() : d.label());
+  }
   FTB_RETURN_IF_ERROR(store.Scan(coordinator::keys::JudgeTaskPrefix(campaign_id), {},
                                  [&](std::string_view key, std::string_view value) {
                                    uint32_t task;
@@ -668,8 +679,10 @@ Axes VaryingAxes(const CampaignReport& r) {
 std::string LeaderboardDatasets(const LeaderboardRow& row) {
   std::vector<std::string> parts;
   for (const LeaderboardRow::Dataset& d : row.datasets) {
+    const bool empty = !d.memorization && !d.generalization;
     parts.push_back(absl::StrCat(d.dataset, " @", d.epochs, " (",
-                                 d.updated_knowledge ? "updated" : "new", ")"));
+                                 d.updated_knowledge ? "updated" : "new",
+                                 empty ? ", no graded answers" : "", ")"));
   }
   return absl::StrJoin(parts, ", ");
 }

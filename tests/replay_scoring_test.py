@@ -278,6 +278,9 @@ def main():
         with open(os.path.join(tmp, "out", "report.md")) as f:
             md = f.read()
 
+    import jsonschema  # Debian python3-jsonschema (scripts/install-deps.sh --test)
+    with open(os.path.join(src, "docs", "report.schema.json")) as f:
+        jsonschema.Draft202012Validator(json.load(f)).validate(report)
     assert report["schema_version"] == 2, report.get("schema_version")
     cells = {c["model"]: c for c in report["cells"]}
     assert sorted(cells) == sorted(models), sorted(cells)
