@@ -116,6 +116,16 @@ absl::Status RegisterBuiltinGraders(GraderRegistry& registry) {
         FTB_ASSIGN_OR_RETURN(std::unique_ptr<LlmGrader> grader, LlmGrader::Create(options));
         return std::unique_ptr<Grader>(std::move(grader));
       }));
+  FTB_RETURN_IF_ERROR(registry.Register(
+      std::string(LlmGrader::kPaperKind),
+      [](const v1::GraderSpec& spec) -> absl::StatusOr<std::unique_ptr<Grader>> {
+        FTB_ASSIGN_OR_RETURN(
+            LlmGraderOptions options,
+            ParseLlmGraderOptions(spec.options(), LlmGrader::kPaperKind, PaperGraderDefaults()));
+        FTB_ASSIGN_OR_RETURN(std::unique_ptr<LlmGrader> grader,
+                             LlmGrader::Create(options, nullptr, nullptr, PaperGraderProtocol()));
+        return std::unique_ptr<Grader>(std::move(grader));
+      }));
   return absl::OkStatus();
 }
 

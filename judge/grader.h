@@ -1,5 +1,5 @@
 // Graders turn a model's answer to one question into a verdict. A grader is
-// chosen by kind ("rules", "llm") through a GraderRegistry; judge workers run
+// chosen by kind ("rules", "llm", "paper") through a GraderRegistry; judge workers run
 // graders over JUDGE tasks through judge/judge_backend.h.
 //
 // Thread-safety: Grader::Grade and Grader::GradeAll are const and may be
@@ -141,6 +141,10 @@ class GraderRegistry {
 //            missing API key fails grading (kFailedPrecondition), not
 //            creation, so `ftb worker --role judge --backends llm` starts
 //            without a key in its environment when specs name a key file.
+//   "paper"  judge/llm_grader.h: the FineTuneBench authors' judging
+//            protocol (their prompt, Correct/Incorrect) on the same
+//            machinery and options as "llm" (defaults seed 42, max_tokens
+//            10).
 // Errors: kAlreadyExists if one of the kinds is taken.
 absl::Status RegisterBuiltinGraders(GraderRegistry& registry);
 

@@ -9,7 +9,7 @@ namespace ftb::judge {
 namespace {
 
 TEST(GraderRegistryTest, BuiltinKinds) {
-  EXPECT_EQ(GraderRegistry::Global().Kinds(), (std::vector<std::string>{"llm", "rules"}));
+  EXPECT_EQ(GraderRegistry::Global().Kinds(), (std::vector<std::string>{"llm", "paper", "rules"}));
   absl::StatusOr<std::unique_ptr<Grader>> rules = CreateGrader("rules");
   ASSERT_TRUE(rules.ok()) << rules.status();
   EXPECT_EQ((*rules)->kind(), "rules");
@@ -51,7 +51,7 @@ TEST(GraderRegistryTest, LlmIsBuiltIn) {
 TEST(GraderRegistryTest, UnknownKindNamesTheKnownOnes) {
   absl::StatusOr<std::unique_ptr<Grader>> g = CreateGrader("vibes");
   EXPECT_EQ(g.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(g.status().message(), "unknown grader \"vibes\"; known graders: llm, rules");
+  EXPECT_EQ(g.status().message(), "unknown grader \"vibes\"; known graders: llm, paper, rules");
 }
 
 TEST(GraderRegistryTest, RulesTakesNoOptions) {

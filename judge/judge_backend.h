@@ -20,7 +20,7 @@
 namespace ftb::judge {
 
 // Registers one backend per kind in `graders` (by default the built-in
-// "rules" and "llm"). Creating a backend creates a grader of its kind with no
+// "rules", "llm" and "paper"). Creating a backend creates a grader of its kind with no
 // options, so an unusable kind fails at worker start with the grader's error.
 // Worker-level option (BackendOptions.params, `--backend-opt`):
 //   verdict_cache=DIR  where verdicts of graders that cost money (`llm`) are

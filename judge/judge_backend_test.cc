@@ -36,7 +36,7 @@ class JudgeBackendTest : public ::testing::Test {
 };
 
 TEST_F(JudgeBackendTest, RegistersOneBackendPerGraderKind) {
-  EXPECT_EQ(registry_.Names(), (std::vector<std::string>{"llm", "rules"}));
+  EXPECT_EQ(registry_.Names(), (std::vector<std::string>{"llm", "paper", "rules"}));
   EXPECT_EQ(RegisterJudgeBackends(registry_).code(), absl::StatusCode::kAlreadyExists);
   auto llm = registry_.Create("llm");  // no call and no key needed to offer it
   EXPECT_TRUE(llm.ok()) << llm.status();

@@ -8,20 +8,24 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "judge/finetunebench_eval_prompt.h"
 
 namespace ftb::judge {
 namespace {
 
 using providers::Json;
 
-absl::Status OptionError(std::string_view name, std::string_view expected) {
-  return absl::InvalidArgumentError(absl::StrCat("grader \"llm\": options.", std::string(name),
-                                                 ": expected ", std::string(expected)));
+absl::Status OptionError(std::string_view kind, std::string_view name,
+                         std::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat("grader \"", std::string(kind), "\": options.",
+                                                 std::string(name), ": expected ",
+                                                 std::string(expected)));
 }
 
 // A JSON string literal of `text` (invalid UTF-8 replaced, never throws).
@@ -45,26 +49,27 @@ std::string OneLine(std::string_view text, size_t max_bytes) {
   return out;
 }
 
-absl::StatusOr<std::string> ResolveKey(const LlmGraderOptions& o) {
+absl::StatusOr<std::string> ResolveKey(const LlmGraderOptions& o, std::string_view kind) {
+  const std::string grader = absl::StrCat("grader \"", std::string(kind), "\"");
   std::string key;
   if (!o.api_key_file.empty()) {
     std::ifstream in(o.api_key_file);
     if (!in) {
       return absl::FailedPreconditionError(
-          absl::StrCat("grader \"llm\": options.api_key_file: cannot read ", o.api_key_file));
+          absl::StrCat(grader, ": options.api_key_file: cannot read ", o.api_key_file));
     }
     std::getline(in, key);
   } else {
     const char* v = std::getenv(o.api_key_env.c_str());
     if (v == nullptr || *v == '\0') {
       return absl::FailedPreconditionError(absl::StrCat(
-          "grader \"llm\": environment variable ", o.api_key_env,
+          grader, ": environment variable ", o.api_key_env,
           " (options.api_key_env) is not set on this judge worker: it must hold the API key"));
     }
     key = v;
   }
   key = std::string(absl::StripAsciiWhitespace(key));
-  if (key.empty()) return absl::FailedPreconditionError("grader \"llm\": the API key is empty");
+  if (key.empty()) return absl::FailedPreconditionError(absl::StrCat(grader, ": the API key is empty"));
   return key;
 }
 
@@ -81,9 +86,14 @@ Judge only the ANSWER against the REFERENCE (and the CONTEXT, if given); do not 
 
 }  // namespace
 
-absl::StatusOr<LlmGraderOptions> ParseLlmGraderOptions(const google::protobuf::Struct& options) {
+absl::StatusOr<LlmGraderOptions> ParseLlmGraderOptions(const google::protobuf::Struct& options,
+                                                        std::string_view kind,
+                                                        LlmGraderOptions defaults) {
   using K = google::protobuf::Value;
-  LlmGraderOptions o;
+  LlmGraderOptions o = std::move(defaults);
+  auto OptionError = [kind](std::string_view name, std::string_view expected) {
+    return ::ftb::judge::OptionError(kind, name, expected);
+  };
   for (const auto& [name, v] : options.fields()) {
     auto str = [&](std::string* out) -> absl::Status {
       if (v.kind_case() != K::kStringValue || v.string_value().empty()) {
@@ -144,7 +154,7 @@ absl::StatusOr<LlmGraderOptions> ParseLlmGraderOptions(const google::protobuf::S
       }
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "grader \"llm\": unknown option \"", name,
+          "grader \"", std::string(kind), "\": unknown option \"", name,
           "\"; known: api_key_env, api_key_file, base_url, concurrency, http_backoff_ms, "
           "http_max_attempts, max_attempts, max_tokens, model, requests_per_minute, seed, "
           "temperature"));
@@ -203,23 +213,105 @@ std::string LlmRubricUserPrompt(const v1::JudgeItem& item) {
   return out;
 }
 
+LlmJudgeProtocol LlmRubricProtocol() {
+  return {std::string(LlmGrader::kKind), std::string(LlmGrader::kRubricVersion),
+          std::string(kSystemPrompt), LlmRubricUserPrompt, ParseLlmVerdict};
+}
+
+std::string PaperGraderUserPrompt(const v1::JudgeItem& item) {
+  // One pass over the template, so text inside a field is never taken for a
+  // placeholder.
+  const std::string_view t = kFineTuneBenchEvalUserTemplate;
+  std::string out;
+  out.reserve(t.size() + item.prompt().size() + item.reference().size() +
+              item.context().size() + item.answer().size());
+  for (size_t i = 0; i < t.size();) {
+    const std::pair<std::string_view, const std::string*> fields[] = {
+        {"{question}", &item.prompt()},
+        {"{answer}", &item.reference()},
+        {"{context}", &item.context()},
+        {"{guess}", &item.answer()}};
+    bool replaced = false;
+    for (const auto& [name, value] : fields) {
+      if (t.substr(i, name.size()) == name) {
+        out += *value;
+        i += name.size();
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += t[i++];
+  }
+  return out;
+}
+
+absl::StatusOr<LlmReply> ParsePaperVerdict(std::string_view reply) {
+  absl::string_view word =
+      absl::StripAsciiWhitespace(absl::string_view(reply.data(), reply.size()));
+  // The prompt ends with "Evaluation: "; a model may repeat the label.
+  if (word.size() >= 11 && absl::EqualsIgnoreCase(word.substr(0, 11), "evaluation:")) {
+    word = absl::StripAsciiWhitespace(word.substr(11));
+  }
+  // Markdown emphasis or quotes around the one word, and a final period.
+  auto strip = [&word](absl::string_view chars) {
+    while (!word.empty() && chars.find(word.front()) != absl::string_view::npos) {
+      word.remove_prefix(1);
+    }
+    while (!word.empty() && chars.find(word.back()) != absl::string_view::npos) {
+      word.remove_suffix(1);
+    }
+  };
+  strip("*_`\"'");
+  if (!word.empty() && word.back() == '.') word.remove_suffix(1);
+  strip("*_`\"'");
+  LlmReply out;
+  if (absl::EqualsIgnoreCase(word, "correct")) {
+    out.kind = VerdictKind::kCorrect;
+    out.reason = "paper judge: Correct";
+  } else if (absl::EqualsIgnoreCase(word, "incorrect")) {
+    out.kind = VerdictKind::kIncorrect;
+    out.reason = "paper judge: Incorrect";
+  } else {
+    return absl::InvalidArgumentError("the reply is not \"Correct\" or \"Incorrect\"");
+  }
+  return out;
+}
+
+LlmJudgeProtocol PaperGraderProtocol() {
+  return {std::string(LlmGrader::kPaperKind), std::string(LlmGrader::kPaperVersion),
+          std::string(kFineTuneBenchEvalSystemPrompt), PaperGraderUserPrompt, ParsePaperVerdict};
+}
+
+LlmGraderOptions PaperGraderDefaults() {
+  LlmGraderOptions o;
+  o.seed = 42;
+  o.max_tokens = 10;
+  return o;
+}
+
 absl::StatusOr<std::unique_ptr<LlmGrader>> LlmGrader::Create(
     const LlmGraderOptions& options, std::unique_ptr<providers::HttpTransport> transport,
-    providers::Sleeper sleep) {
-  if (options.model.empty()) return OptionError("model", "a non-empty string");
-  if (options.concurrency < 1) return OptionError("concurrency", "an integer >= 1");
-  if (options.max_attempts < 1) return OptionError("max_attempts", "an integer >= 1");
-  if (options.max_tokens < 1) return OptionError("max_tokens", "an integer >= 1");
+    providers::Sleeper sleep, LlmJudgeProtocol protocol) {
+  const std::string kind = protocol.kind;
+  if (kind.empty() || protocol.version.empty() || !protocol.user_prompt || !protocol.parse_reply) {
+    return absl::InvalidArgumentError("LlmGrader: incomplete judging protocol");
+  }
+  if (options.model.empty()) return OptionError(kind, "model", "a non-empty string");
+  if (options.concurrency < 1) return OptionError(kind, "concurrency", "an integer >= 1");
+  if (options.max_attempts < 1) return OptionError(kind, "max_attempts", "an integer >= 1");
+  if (options.max_tokens < 1) return OptionError(kind, "max_tokens", "an integer >= 1");
   if (transport == nullptr) transport = providers::NewCurlTransport();
-  return std::unique_ptr<LlmGrader>(
-      new LlmGrader(options, ResolveKey(options), std::move(transport), std::move(sleep)));
+  return std::unique_ptr<LlmGrader>(new LlmGrader(options, ResolveKey(options, kind),
+                                                  std::move(transport), std::move(sleep),
+                                                  std::move(protocol)));
 }
 
 LlmGrader::LlmGrader(LlmGraderOptions options, absl::StatusOr<std::string> key,
                      std::unique_ptr<providers::HttpTransport> transport,
-                     providers::Sleeper sleep)
+                     providers::Sleeper sleep, LlmJudgeProtocol protocol)
     : options_(std::move(options)),
-      id_(absl::StrCat(std::string(kKind), "/", options_.model, "/", std::string(kRubricVersion))),
+      protocol_(std::move(protocol)),
+      id_(absl::StrCat(protocol_.kind, "/", options_.model, "/", protocol_.version)),
       key_status_(key.status()),
       sleep_(std::move(sleep)),
       client_([&]() -> std::unique_ptr<providers::OpenAiClient> {
@@ -254,16 +346,16 @@ absl::StatusOr<Verdict> LlmGrader::GradeOne(const v1::JudgeItem& item,
     return v;
   }
   FTB_RETURN_IF_ERROR(key_status_);
-  const std::string user = LlmRubricUserPrompt(item);
+  const std::string user = protocol_.user_prompt(item);
   const Json request = {{"model", options_.model},
                         {"messages",
-                         {{{"role", "system"}, {"content", std::string(kSystemPrompt)}},
+                         {{{"role", "system"}, {"content", protocol_.system_prompt}},
                           {{"role", "user"}, {"content", user}}}},
                         {"temperature", 0},
                         {"seed", options_.seed},
                         {"max_tokens", options_.max_tokens}};
   const double estimate =
-      static_cast<double>((kSystemPrompt.size() + user.size()) / 4 + options_.max_tokens);
+      static_cast<double>((protocol_.system_prompt.size() + user.size()) / 4 + options_.max_tokens);
   providers::Sleeper sleep = [&](absl::Duration d) {
     if (cancelled && cancelled()) return false;
     if (sleep_) return sleep_(d);
@@ -305,7 +397,7 @@ absl::StatusOr<Verdict> LlmGrader::GradeOne(const v1::JudgeItem& item,
       auto c = message.find("content");
       if (c != message.end() && c->is_string()) content = c->get<std::string>();
     }
-    absl::StatusOr<LlmReply> parsed = ParseLlmVerdict(content);
+    absl::StatusOr<LlmReply> parsed = protocol_.parse_reply(content);
     if (parsed.ok()) {
       v.kind = parsed->kind;
       v.reason = std::move(parsed->reason);

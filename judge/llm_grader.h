@@ -39,12 +39,31 @@
 // redacted by the client. A missing key is not a creation error: grading
 // then fails with kFailedPrecondition naming the variable or file.
 //
+// THE `paper` GRADER (kind "paper", id "paper/<model>/v1", e.g.
+// "paper/gpt-4o-mini-2024-07-18/v1") is the same machinery with the
+// FineTuneBench authors' judging protocol instead of our rubric
+// (PaperGraderProtocol): their eval prompt, quoted verbatim in
+// judge/finetunebench_eval_prompt.h (system message; user message "Question:
+// {question}\nAnswer: {answer}\nContext: {context}\nGuess: {guess}\n
+// Evaluation: " filled with item.prompt, item.reference, item.context and
+// item.answer), at temperature 0 and a fixed seed (default 42, the seed of
+// the authors' notebook calls; the paper does not state the judge's), with
+// max_tokens default 10. The reply must be the one word "Correct" or
+// "Incorrect" (ParsePaperVerdict); anything else is asked again and then an
+// `error` verdict, as above. The protocol has no stale or abstained verdict.
+// Steps 1-3 of GRADING apply unchanged. The judge model is the `model`
+// option; the paper does not name the model its judge used, so the default
+// (gpt-4o-mini-2024-07-18) is ours. Note that item.prompt is the whole text
+// sent to the tuned model (for some datasets an instruction line before the
+// question), which ftb fills in for {question}.
+//
 // Thread-safe: Grade and GradeAll may be called concurrently; one grader's
 // client (and so its rate limits) is shared by all calls.
 #ifndef FTB_JUDGE_LLM_GRADER_H_
 #define FTB_JUDGE_LLM_GRADER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,7 +106,11 @@ struct LlmGraderOptions {
 // numeric strings); temperature, which must be 0 (the judge always grades
 // at 0; the key is accepted so specs can say so). Errors: kInvalidArgument naming the option and what was
 // expected, or listing the known options for an unknown one.
-absl::StatusOr<LlmGraderOptions> ParseLlmGraderOptions(const google::protobuf::Struct& options);
+// `kind` names the grader in errors; `defaults` are the values of options
+// not given (PaperGraderDefaults() for `paper`).
+absl::StatusOr<LlmGraderOptions> ParseLlmGraderOptions(const google::protobuf::Struct& options,
+                                                        std::string_view kind = "llm",
+                                                        LlmGraderOptions defaults = {});
 
 // A parsed judge reply.
 struct LlmReply {
@@ -104,10 +127,38 @@ absl::StatusOr<LlmReply> ParseLlmVerdict(std::string_view reply);
 std::string_view LlmRubricSystemPrompt();
 std::string LlmRubricUserPrompt(const v1::JudgeItem& item);
 
+// One way of asking a judge model: the prompt and how its replies are read.
+struct LlmJudgeProtocol {
+  std::string kind;     // the grader's kind and the id's prefix ("llm")
+  std::string version;  // the id's suffix; changes with the prompt or parsing
+  std::string system_prompt;
+  std::function<std::string(const v1::JudgeItem&)> user_prompt;
+  // kInvalidArgument for a reply that must be asked again.
+  std::function<absl::StatusOr<LlmReply>(std::string_view)> parse_reply;
+};
+
+// Our rubric (kind "llm", version kRubricVersion).
+LlmJudgeProtocol LlmRubricProtocol();
+// The FineTuneBench authors' protocol (kind "paper", version kPaperVersion):
+// see THE `paper` GRADER above.
+LlmJudgeProtocol PaperGraderProtocol();
+// The authors' user template filled for `item` (one pass: placeholder text
+// inside a field stays as is).
+std::string PaperGraderUserPrompt(const v1::JudgeItem& item);
+// "Correct" or "Incorrect", case-insensitive, after trimming whitespace, an
+// "Evaluation:" label, surrounding * _ ` " ' and one final period; else
+// kInvalidArgument. "Correct." and "**Incorrect**" parse; "Correct, but
+// ...", "Partially correct" and "" do not.
+absl::StatusOr<LlmReply> ParsePaperVerdict(std::string_view reply);
+// LlmGraderOptions with the `paper` defaults: seed 42, max_tokens 10.
+LlmGraderOptions PaperGraderDefaults();
+
 class LlmGrader : public Grader {
  public:
   static constexpr std::string_view kKind = "llm";
   static constexpr std::string_view kRubricVersion = "r1";
+  static constexpr std::string_view kPaperKind = "paper";
+  static constexpr std::string_view kPaperVersion = "v1";
 
   // `transport` null = libcurl. `sleep` (waits between HTTP retries; null =
   // absl::SleepFor in slices that stop early once GradeAll is cancelled) is
@@ -115,9 +166,9 @@ class LlmGrader : public Grader {
   // key. Errors: kInvalidArgument for options out of range.
   static absl::StatusOr<std::unique_ptr<LlmGrader>> Create(
       const LlmGraderOptions& options, std::unique_ptr<providers::HttpTransport> transport = nullptr,
-      providers::Sleeper sleep = nullptr);
+      providers::Sleeper sleep = nullptr, LlmJudgeProtocol protocol = LlmRubricProtocol());
 
-  std::string_view kind() const override { return kKind; }
+  std::string_view kind() const override { return protocol_.kind; }
   std::string_view id() const override { return id_; }
   Verdict Grade(const v1::JudgeItem& item) const override;
   absl::StatusOr<std::vector<Verdict>> GradeAll(absl::Span<const v1::JudgeItem* const> items,
@@ -132,12 +183,14 @@ class LlmGrader : public Grader {
 
  private:
   LlmGrader(LlmGraderOptions options, absl::StatusOr<std::string> key,
-            std::unique_ptr<providers::HttpTransport> transport, providers::Sleeper sleep);
+            std::unique_ptr<providers::HttpTransport> transport, providers::Sleeper sleep,
+            LlmJudgeProtocol protocol);
   // The verdict, or a batch-level error (see CALLS).
   absl::StatusOr<Verdict> GradeOne(const v1::JudgeItem& item,
                                    const std::function<bool()>& cancelled) const;
 
   const LlmGraderOptions options_;
+  const LlmJudgeProtocol protocol_;
   const std::string id_;
   const absl::Status key_status_;  // OK, or why there is no key
   const providers::Sleeper sleep_;

@@ -483,9 +483,9 @@ std::vector<ErrorCase> ErrorCases() {
       // ----- judge -----
       {"GraderUnknownKind", head + "judge: {graders: [{kind: rules}, {kind: human}]}\n",
        "campaign.yaml:6:41: judge.graders[1].kind: expected one of [rules, "
-       "llm], got \"human\""},
+       "llm, paper], got \"human\""},
       {"GraderShorthandUnknownKind", head + "judge: {grader: human}\n",
-       "campaign.yaml:6:17: judge.grader: expected one of [rules, llm], got "
+       "campaign.yaml:6:17: judge.grader: expected one of [rules, llm, paper], got "
        "\"human\""},
       {"GraderAndGraders", head + "judge: {grader: rules, graders: [{kind: llm}]}\n",
        "campaign.yaml:6:33: judge.graders: expected either grader or graders, "

@@ -21,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
+#include "google/protobuf/struct.pb.h"
+#include "judge/grader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -72,6 +74,19 @@ class FakeOpenAi {
     return reply.ok() ? Json::parse(reply->body) : Json();
   }
   std::string log() const { return testing::ReadFile(dir_ + "/fake.log"); }
+  // A test control call (/_fake/...); the reply's JSON.
+  Json Control(const std::string& method, const std::string& path, const Json& body = nullptr) {
+    providers::HttpRequest r;
+    r.method = method;
+    r.url = absl::StrCat("http://127.0.0.1:", port_, path);
+    if (!body.is_null()) {
+      r.body = body.dump();
+      r.headers = {{"Content-Type", "application/json"}};
+    }
+    absl::StatusOr<providers::HttpResponse> reply = transport_->Send(r);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? Json::parse(reply->body) : Json();
+  }
 
  private:
   std::string dir_;
@@ -240,6 +255,141 @@ TEST_F(LlmJudgePanelTest, ReportShowsThePanelAndKappaAndARerunPaysNothing) {
     EXPECT_THAT(testing::ReadFile(e.path().string()), ::testing::Not(HasSubstr(kKey)))
         << e.path();
   }
+}
+
+// The `paper` grader (the FineTuneBench authors' judging protocol) against
+// the fake: the exact request it sends, and how it reads the replies.
+class PaperGraderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GT(fake_.port(), 0) << fake_.log();
+    setenv("FTB_TEST_JUDGE_KEY", kKey, 1);
+  }
+
+  // seed < 0: the grader's default.
+  std::unique_ptr<judge::Grader> Make(int seed = -1) {
+    v1::GraderSpec spec;
+    spec.set_kind("paper");
+    auto& f = *spec.mutable_options()->mutable_fields();
+    f["base_url"].set_string_value(fake_.base_url());
+    f["model"].set_string_value("judge-paper-1");
+    f["api_key_env"].set_string_value("FTB_TEST_JUDGE_KEY");
+    f["http_backoff_ms"].set_number_value(1);
+    if (seed >= 0) f["seed"].set_number_value(seed);
+    absl::StatusOr<std::unique_ptr<judge::Grader>> g = judge::GraderRegistry::Global().Create(spec);
+    EXPECT_TRUE(g.ok()) << g.status();
+    return g.ok() ? *std::move(g) : nullptr;
+  }
+
+  static v1::JudgeItem Item(const std::string& answer) {
+    v1::JudgeItem item;
+    item.set_prompt("How many moons does the planet Vellor have?");
+    item.set_reference("3");
+    item.set_context("Vellor, a planet of our invention, has 3 moons.");
+    item.set_answer(answer);
+    return item;
+  }
+
+  Json Requests() { return fake_.Control("GET", "/_fake/chat_requests")["requests"]; }
+
+  FakeOpenAi fake_;
+};
+
+TEST_F(PaperGraderTest, SendsTheAuthorsPromptAtTemperatureZeroWithAFixedSeed) {
+  std::unique_ptr<judge::Grader> grader = Make();
+  ASSERT_NE(grader, nullptr);
+  EXPECT_EQ(grader->kind(), "paper");
+  EXPECT_EQ(grader->id(), "paper/judge-paper-1/v1");
+
+  judge::Verdict right = grader->Grade(Item("It has 3 moons."));
+  EXPECT_EQ(right.kind, judge::VerdictKind::kCorrect) << right.reason;
+  EXPECT_EQ(right.grader, "paper/judge-paper-1/v1");
+  judge::Verdict wrong = grader->Grade(Item("Seven."));
+  EXPECT_EQ(wrong.kind, judge::VerdictKind::kIncorrect) << wrong.reason;
+
+  Json requests = Requests();
+  ASSERT_EQ(requests.size(), 2u) << requests.dump();
+  // The whole request, field by field: the authors' eval prompt from
+  // kevinwu23/StanfordFineTuneBench prompts/latest_news.json, written out
+  // here independently of judge/finetunebench_eval_prompt.h.
+  const Json expected = {
+      {"model", "judge-paper-1"},
+      {"temperature", 0},
+      {"seed", 42},
+      {"max_tokens", 10},
+      {"messages",
+       {{{"role", "system"},
+         {"content",
+          "You are given a question, the answer, and the context that the question came "
+          "from.\nYou are also given a guess for the answer. Your job is to judge whether the "
+          "guess is correct. \nYour output should be either \"Correct\" or \"Incorrect\".\n\n"
+          "Example question: \nQuestion: What is the name of the bridge in California that "
+          "cost $150 million to repair in 2024?\nAnswer: Golden Gate Bridge\nContext: The 2024 "
+          "repairs on the Golden Gate Bridge cost taxpayers $150 million.\nGuess: Golden Gate\n"
+          "Evaluation: Correct"}},
+        {{"role", "user"},
+         {"content",
+          "Question: How many moons does the planet Vellor have?\nAnswer: 3\nContext: Vellor, "
+          "a planet of our invention, has 3 moons.\nGuess: It has 3 moons.\nEvaluation: "}}}}};
+  EXPECT_EQ(requests[0], expected) << requests[0].dump(2);
+  EXPECT_EQ(requests[1]["messages"][1]["content"],
+            "Question: How many moons does the planet Vellor have?\nAnswer: 3\nContext: Vellor, "
+            "a planet of our invention, has 3 moons.\nGuess: Seven.\nEvaluation: ");
+
+  // The seed is a campaign option.
+  std::unique_ptr<judge::Grader> seeded = Make(7);
+  ASSERT_NE(seeded, nullptr);
+  seeded->Grade(Item("3"));
+  requests = Requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[2]["seed"], 7);
+  EXPECT_EQ(requests[2]["temperature"], 0);
+}
+
+TEST_F(PaperGraderTest, ReadsOnlyCorrectOrIncorrectAndRetriesTheRest) {
+  std::unique_ptr<judge::Grader> grader = Make();
+  ASSERT_NE(grader, nullptr);
+  struct Case {
+    std::vector<std::string> replies;  // served in order
+    judge::VerdictKind kind;
+    size_t calls;
+  };
+  const std::vector<Case> cases = {
+      {{"Correct"}, judge::VerdictKind::kCorrect, 1},
+      {{"  incorrect.\n"}, judge::VerdictKind::kIncorrect, 1},
+      {{"**Correct**"}, judge::VerdictKind::kCorrect, 1},
+      {{"Evaluation: Incorrect"}, judge::VerdictKind::kIncorrect, 1},
+      // Malformed, then well-formed: asked again.
+      {{"Partially correct", "Correct."}, judge::VerdictKind::kCorrect, 2},
+      {{"", "Correct, because the guess says 3", "Incorrect"}, judge::VerdictKind::kIncorrect, 3},
+      // Malformed three times (max_attempts): an error verdict, not a wrong answer.
+      {{"Maybe", "{\"verdict\": \"correct\"}", "Correct or Incorrect"},
+       judge::VerdictKind::kError, 3},
+  };
+  size_t seen = Requests().size();
+  for (const Case& c : cases) {
+    fake_.Control("POST", "/_fake/judge_script", {{"replies", c.replies}});
+    judge::Verdict v = grader->Grade(Item("3 moons"));
+    EXPECT_EQ(v.kind, c.kind) << c.replies[0] << ": " << v.reason;
+    const size_t now = Requests().size();
+    EXPECT_EQ(now - seen, c.calls) << c.replies[0];
+    seen = now;
+    if (c.kind == judge::VerdictKind::kError) {
+      EXPECT_THAT(v.reason, HasSubstr("unparseable judge reply after 3 attempts"));
+      EXPECT_THAT(v.reason, HasSubstr("not \"Correct\" or \"Incorrect\""));
+    }
+  }
+  // Nothing left queued: every scripted reply was consumed by its case.
+  fake_.Control("POST", "/_fake/judge_script", {{"replies", Json::array()}});
+  judge::Verdict fresh = grader->Grade(Item("three"));
+  EXPECT_EQ(fresh.kind, judge::VerdictKind::kIncorrect) << fresh.reason;  // the fake's rule
+
+  // No call for what needs no judge.
+  v1::JudgeItem missing = Item("");
+  missing.set_unavailable_reason("no recorded response");
+  EXPECT_EQ(grader->Grade(missing).kind, judge::VerdictKind::kNoAnswer);
+  EXPECT_EQ(grader->Grade(Item("  ")).kind, judge::VerdictKind::kIncorrect);
+  EXPECT_EQ(Requests().size(), seen + 1);
 }
 
 }  // namespace
