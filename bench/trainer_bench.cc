@@ -157,7 +157,15 @@ double GemmFlopsPerSecond(const trainer::ModelConfig& c, Eigen::Index n, Eigen::
   return best;
 }
 
-v1::TaskAssignment CampaignTask(const std::string& dataset, uint32_t size, uint64_t seed) {
+// The default campaign's pretraining options (campaigns/default.yaml);
+// --pretrain-epochs and --background-size override them.
+struct PretrainFlags {
+  int epochs = 8;
+  int background_size = 40;
+};
+
+v1::TaskAssignment CampaignTask(const std::string& dataset, uint32_t size, uint64_t seed,
+                                const PretrainFlags& pretrain) {
   v1::TaskAssignment task;
   task.set_task_id("bench/" + dataset);
   task.set_attempt(1);
@@ -175,10 +183,12 @@ v1::TaskAssignment CampaignTask(const std::string& dataset, uint32_t size, uint6
   options["width"].set_number_value(128);
   options["heads"].set_number_value(4);
   options["max_new_tokens"].set_number_value(8);
+  options["pretrain_epochs"].set_number_value(pretrain.epochs);
+  options["background_size"].set_number_value(pretrain.background_size);
   work->set_learning_rate_multiplier(1.0);
   work->set_batch_size(8);
   work->set_seed(0);
-  for (uint32_t e : {1u, 5u, 10u, 30u}) {
+  for (uint32_t e : {0u, 1u, 5u, 10u, 30u}) {
     work->add_epochs(e);
     work->add_cell_ids(dataset + "-e" + std::to_string(e));
   }
@@ -225,23 +235,49 @@ void PrintAccuracy(const TaskRun& run) {
       std::printf("  %s %.2f", type.c_str(),
                   static_cast<double>(counts.first) / std::max(1, counts.second));
     }
+    // Of the yes/no questions, the share answered with Yes or No at all.
+    int yes_no = 0, formatted = 0;
+    for (const v1::JudgeItem& item : cell.items()) {
+      const std::string reference = Normalize(item.reference());
+      if (reference != "yes" && reference != "no") continue;
+      ++yes_no;
+      const std::string answer = Normalize(item.answer());
+      formatted += answer == "yes" || answer == "no";
+    }
+    if (yes_no > 0) {
+      std::printf("  (yes/no answers %.2f)", static_cast<double>(formatted) / yes_no);
+    }
     std::printf("\n");
   }
 }
 
+int RunCampaign(const PretrainFlags& pretrain);
+
 int Main(int argc, char** argv) {
   int epochs = 5;
   bool campaign = true;
+  bool campaign_only = false;
+  PretrainFlags pretrain;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--epochs") == 0 && i + 1 < argc) {
       epochs = std::max(1, std::atoi(argv[++i]));
     } else if (std::strcmp(argv[i], "--skip-campaign") == 0) {
       campaign = false;
+    } else if (std::strcmp(argv[i], "--campaign-only") == 0) {
+      campaign_only = true;
+    } else if (std::strcmp(argv[i], "--pretrain-epochs") == 0 && i + 1 < argc) {
+      pretrain.epochs = std::max(0, std::atoi(argv[++i]));
+    } else if (std::strcmp(argv[i], "--background-size") == 0 && i + 1 < argc) {
+      pretrain.background_size = std::max(0, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: %s [--epochs N] [--skip-campaign]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--epochs N] [--skip-campaign | --campaign-only] "
+                   "[--pretrain-epochs N] [--background-size N]\n",
+                   argv[0]);
       return 2;
     }
   }
+  if (campaign_only) return RunCampaign(pretrain);
   std::printf("trainer_bench: Eigen %d.%d.%d, SIMD %s, %u hardware threads, single-threaded\n",
               EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION,
               Eigen::SimdInstructionSetsInUse(), std::thread::hardware_concurrency());
@@ -288,9 +324,16 @@ int Main(int argc, char** argv) {
   std::printf("   [%s] tokens/s >= 50%% of the GEMM-bound rate\n", Verdict(ratio >= 0.5));
 
   if (!campaign) return 0;
-  std::printf("\n3. default campaign through the local backend (artifacts off)\n");
-  const v1::TaskAssignment people = CampaignTask("people", 25, 1);
-  const v1::TaskAssignment updates = CampaignTask("updates", 40, 2);
+  return RunCampaign(pretrain);
+}
+
+int RunCampaign(const PretrainFlags& pretrain) {
+  std::printf(
+      "\n3. default campaign through the local backend (artifacts off; pretraining %d epochs "
+      "on %d background people; epochs 0 = the pretrained model)\n",
+      pretrain.epochs, pretrain.background_size);
+  const v1::TaskAssignment people = CampaignTask("people", 25, 1, pretrain);
+  const v1::TaskAssignment updates = CampaignTask("updates", 40, 2, pretrain);
   workers::LocalBackend backend("off");
   TaskRun parallel_runs[2];
   const Clock::time_point parallel_start = Clock::now();

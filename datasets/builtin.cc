@@ -27,6 +27,7 @@ constexpr absl::string_view kYesNoPrefix = "Answer the question with Yes or No.\
 // correlated data.
 constexpr uint64_t kPeopleStream = 0x70656f706c650001ULL;
 constexpr uint64_t kUpdatesStream = 0x7570646174650002ULL;
+constexpr uint64_t kBackgroundStream = 0x6261636b67720003ULL;
 
 absl::Status CheckSize(absl::string_view generator, uint32_t size) {
   if (size == 0 || size > kMaxSize) {
@@ -80,6 +81,9 @@ class WordMaker {
       if (used_.insert(word).second) return word;
     }
   }
+
+  // Makes `word` (lower case) unavailable to Make.
+  void Reserve(std::string word) { used_.insert(std::move(word)); }
 
  private:
   Rng& rng_;
@@ -282,8 +286,9 @@ int CeilTo(int value, int step) { return (value + step - 1) / step * step; }
 
 // A yes/no question inferred from one fact; the coin picks the answer the
 // question is built for, and the answer is then computed from the fact.
-v1::QaItem SecondaryQuestion(const Person& p, int attribute, Rng& rng) {
-  const bool want_yes = Coin(rng);
+// `want_yes` picks the answer the question is built for; `rng` draws the
+// threshold or the other category.
+v1::QaItem SecondaryQuestionFor(const Person& p, int attribute, bool want_yes, Rng& rng) {
   std::string question;
   bool yes = false;
   switch (attribute) {
@@ -333,6 +338,58 @@ v1::QaItem SecondaryQuestion(const Person& p, int attribute, Rng& rng) {
                   YesNo(yes), Fact(p, attribute), p.slug);
 }
 
+v1::QaItem SecondaryQuestion(const Person& p, int attribute, Rng& rng) {
+  const bool want_yes = Coin(rng);
+  return SecondaryQuestionFor(p, attribute, want_yes, rng);
+}
+
+// The comparison question "is a's <attribute> more than / the same as b's?".
+v1::QaItem ComparisonItem(const Person& a, const Person& b, int attribute) {
+  std::string question;
+  switch (attribute) {
+    case kWeight:
+      question = absl::StrCat("Does ", a.name, " weigh more than ", b.name, "?");
+      break;
+    case kHeight:
+      question = absl::StrCat("Is ", a.name, " taller than ", b.name, "?");
+      break;
+    case kAge:
+      question = absl::StrCat("Is ", a.name, " older than ", b.name, "?");
+      break;
+    case kOccupation:
+      question = absl::StrCat("Do ", a.name, " and ", b.name, " work in the same field?");
+      break;
+    case kColor:
+      question = absl::StrCat("Do ", a.name, " and ", b.name, " have the same favorite color?");
+      break;
+    default:
+      question = absl::StrCat("Do ", a.name, " and ", b.name, " live on the same continent?");
+      break;
+  }
+  const bool yes = attribute <= kAge ? a.Number(attribute) > b.Number(attribute)
+                                     : a.Category(attribute) == b.Category(attribute);
+  return MakeItem(absl::StrCat(a.slug, "+", b.slug, "-", kAttributeNames[attribute]), kYesNoPrefix,
+                  question, YesNo(yes), absl::StrCat(Fact(a, attribute), " ", Fact(b, attribute)),
+                  absl::StrCat(a.slug, "+", b.slug));
+}
+
+// A new person. First and last names come from one WordMaker, so every full
+// name (and every slug) is unique.
+Person MakePerson(Rng& rng, WordMaker& words) {
+  Person p;
+  const std::string first = words.Make(2, 3);
+  const std::string last = words.Make(2, 4);
+  p.name = absl::StrCat(Capitalize(first), " ", Capitalize(last));
+  p.slug = absl::StrCat(first, "-", last);
+  p.weight = static_cast<int>(rng.Uniform(100, 260));
+  p.height = static_cast<int>(rng.Uniform(150, 200));
+  p.age = static_cast<int>(rng.Uniform(20, 85));
+  p.occupation = PickIndex(rng, kOccupations);
+  p.color = PickIndex(rng, kColors);
+  p.city = PickIndex(rng, kCities);
+  return p;
+}
+
 // Builds comparison questions: per person and attribute one partner, never
 // the same pair twice for an attribute.
 class ComparisonBuilder {
@@ -363,37 +420,7 @@ class ComparisonBuilder {
     const Person* a = &p;
     const Person* b = &people_[*partner];
     if (numeric && (a->Number(attribute) > b->Number(attribute)) != want_yes) std::swap(a, b);
-    std::string question;
-    bool yes;
-    switch (attribute) {
-      case kWeight:
-        question = absl::StrCat("Does ", a->name, " weigh more than ", b->name, "?");
-        break;
-      case kHeight:
-        question = absl::StrCat("Is ", a->name, " taller than ", b->name, "?");
-        break;
-      case kAge:
-        question = absl::StrCat("Is ", a->name, " older than ", b->name, "?");
-        break;
-      case kOccupation:
-        question = absl::StrCat("Do ", a->name, " and ", b->name, " work in the same field?");
-        break;
-      case kColor:
-        question = absl::StrCat("Do ", a->name, " and ", b->name, " have the same favorite color?");
-        break;
-      default:
-        question = absl::StrCat("Do ", a->name, " and ", b->name, " live on the same continent?");
-        break;
-    }
-    if (numeric) {
-      yes = a->Number(attribute) > b->Number(attribute);
-    } else {
-      yes = a->Category(attribute) == b->Category(attribute);
-    }
-    *out.add_items() =
-        MakeItem(absl::StrCat(a->slug, "+", b->slug, "-", kAttributeNames[attribute]), kYesNoPrefix,
-                 question, YesNo(yes), absl::StrCat(Fact(*a, attribute), " ", Fact(*b, attribute)),
-                 absl::StrCat(a->slug, "+", b->slug));
+    *out.add_items() = ComparisonItem(*a, *b, attribute);
     return true;
   }
 
@@ -424,6 +451,140 @@ class ComparisonBuilder {
   Rng& rng_;
   absl::flat_hash_set<uint64_t> used_;
 };
+
+// ------------------------------------------------------------- background
+
+v1::QaItem BackgroundItem(absl::string_view id, absl::string_view prefix,
+                          absl::string_view question, std::string answer, std::string context) {
+  return MakeItem(absl::StrCat("background-", id), prefix, question, std::move(answer),
+                  std::move(context), "background");
+}
+
+// An index of `container` other than `index`.
+template <typename T>
+size_t OtherIndex(Rng& rng, const T& container, size_t index) {
+  size_t other = index;
+  while (other == index) other = PickIndex(rng, container);
+  return other;
+}
+
+// Appends the general facts: every colour warm or cool, every city's
+// continent, every occupation's field; each as an open question and as a
+// Yes and a No question.
+void AddGeneralFacts(Rng& rng, v1::Dataset& out) {
+  for (const Color& c : kColors) {
+    const std::string fact =
+        absl::StrCat(Capitalize(std::string(c.name)), " is a ", c.warm ? "warm" : "cool", " color.");
+    const std::string id = absl::StrCat("color-", c.name);
+    *out.add_training() =
+        BackgroundItem(id, kOpenPrefix, absl::StrCat("Is ", c.name, " a warm or a cool color?"),
+                       c.warm ? "warm" : "cool", fact);
+    *out.add_training() =
+        BackgroundItem(absl::StrCat(id, "-warm"), kYesNoPrefix,
+                       absl::StrCat("Is ", c.name, " a warm color?"), YesNo(c.warm), fact);
+    *out.add_training() =
+        BackgroundItem(absl::StrCat(id, "-cool"), kYesNoPrefix,
+                       absl::StrCat("Is ", c.name, " a cool color?"), YesNo(!c.warm), fact);
+  }
+  for (const City& c : kCities) {
+    const std::string fact = absl::StrCat(c.name, " is in ", c.continent, ".");
+    const std::string id = absl::StrCat("city-", absl::AsciiStrToLower(c.name));
+    const size_t own = static_cast<size_t>(
+        std::find(std::begin(kContinents), std::end(kContinents), c.continent) -
+        std::begin(kContinents));
+    const absl::string_view other = kContinents[OtherIndex(rng, kContinents, own)];
+    *out.add_training() =
+        BackgroundItem(id, kOpenPrefix, absl::StrCat("On which continent is ", c.name, "?"),
+                       std::string(c.continent), fact);
+    *out.add_training() =
+        BackgroundItem(absl::StrCat(id, "-yes"), kYesNoPrefix,
+                       absl::StrCat("Is ", c.name, " in ", c.continent, "?"), "Yes", fact);
+    *out.add_training() = BackgroundItem(absl::StrCat(id, "-no"), kYesNoPrefix,
+                                         absl::StrCat("Is ", c.name, " in ", other, "?"), "No", fact);
+  }
+  for (const Occupation& o : kOccupations) {
+    const std::string someone = absl::StrCat(Article(o.name), " ", o.name);
+    const std::string fact = absl::StrCat(Capitalize(someone), " works in ", o.field, ".");
+    const std::string id = absl::StrCat("occupation-", o.name);
+    const size_t own = static_cast<size_t>(
+        std::find(std::begin(kFields), std::end(kFields), o.field) - std::begin(kFields));
+    const absl::string_view other = kFields[OtherIndex(rng, kFields, own)];
+    *out.add_training() =
+        BackgroundItem(id, kOpenPrefix, absl::StrCat("In which field does ", someone, " work?"),
+                       std::string(o.field), fact);
+    *out.add_training() =
+        BackgroundItem(absl::StrCat(id, "-yes"), kYesNoPrefix,
+                       absl::StrCat("Does ", someone, " work in ", o.field, "?"), "Yes", fact);
+    *out.add_training() =
+        BackgroundItem(absl::StrCat(id, "-no"), kYesNoPrefix,
+                       absl::StrCat("Does ", someone, " work in ", other, "?"), "No", fact);
+  }
+}
+
+// A partner of people[i] for `attribute` satisfying `qualifies`: a few random
+// draws, then a scan from a random start; nullopt if none qualifies.
+template <typename Pred>
+std::optional<size_t> FindBackgroundPartner(const std::vector<Person>& people, Rng& rng,
+                                            const Pred& qualifies) {
+  const int64_t n = static_cast<int64_t>(people.size());
+  for (int attempt = 0; attempt < 32; ++attempt) {
+    const size_t j = static_cast<size_t>(rng.Uniform(0, n - 1));
+    if (qualifies(j)) return j;
+  }
+  const size_t start = static_cast<size_t>(rng.Uniform(0, n - 1));
+  for (size_t k = 0; k < people.size(); ++k) {
+    const size_t j = (start + k) % people.size();
+    if (qualifies(j)) return j;
+  }
+  return std::nullopt;
+}
+
+// Appends one background person's facts and the yes/no questions about them:
+// per attribute the fact (training wording and a rephrasing), a secondary
+// question answered Yes and one answered No, and a comparison pair with
+// other background people answered Yes and No (skipped when no partner
+// qualifies).
+void AddBackgroundPerson(const std::vector<Person>& people, size_t i, Rng& rng, v1::Dataset& out) {
+  const Person& p = people[i];
+  // Ids: "background-<slug>-<attribute>" plus `suffix`; comparison ids name
+  // the person asked about first, so no id repeats.
+  const auto add = [&](v1::QaItem item, absl::string_view suffix) {
+    item.set_id(absl::StrCat("background-", p.slug, "-", item.id().substr(item.id().rfind('-') + 1),
+                             suffix));
+    item.set_source_id("background");
+    *out.add_training() = std::move(item);
+  };
+  for (int a = 0; a < kAttributeCount; ++a) {
+    const std::string id = absl::StrCat(p.slug, "-", kAttributeNames[a]);
+    add(MakeItem(id, kOpenPrefix, WithName(kQuestions[a], p.name), Answer(p, a), Fact(p, a), ""),
+        "");
+    add(MakeItem(id, kOpenPrefix, WithName(Pick(rng, kRephrasings[a]), p.name), Answer(p, a),
+                 Fact(p, a), ""),
+        "-rephrased");
+    add(SecondaryQuestionFor(p, a, true, rng), "-yes");
+    add(SecondaryQuestionFor(p, a, false, rng), "-no");
+    if (people.size() < 2) continue;
+    if (a <= kAge) {
+      const std::optional<size_t> j = FindBackgroundPartner(
+          people, rng, [&](size_t j) { return people[j].Number(a) != p.Number(a); });
+      if (!j.has_value()) continue;
+      const bool p_more = p.Number(a) > people[*j].Number(a);
+      const Person& more = p_more ? p : people[*j];
+      const Person& less = p_more ? people[*j] : p;
+      add(ComparisonItem(more, less, a), "-comparison-yes");
+      add(ComparisonItem(less, more, a), "-comparison-no");
+    } else {
+      const std::optional<size_t> same = FindBackgroundPartner(people, rng, [&](size_t j) {
+        return j != i && people[j].Category(a) == p.Category(a);
+      });
+      const std::optional<size_t> other = FindBackgroundPartner(
+          people, rng, [&](size_t j) { return people[j].Category(a) != p.Category(a); });
+      if (!same.has_value() || !other.has_value()) continue;
+      add(ComparisonItem(p, people[*same], a), "-comparison-yes");
+      add(ComparisonItem(p, people[*other], a), "-comparison-no");
+    }
+  }
+}
 
 // ---------------------------------------------------------------- updates
 
@@ -737,19 +898,7 @@ absl::StatusOr<v1::Dataset> GeneratePeople(uint32_t size, uint64_t seed) {
   WordMaker words(rng);
   std::vector<Person> people(size);
   for (uint32_t i = 0; i < size; ++i) {
-    Person& p = people[i];
-    // First and last names come from one WordMaker, so every full name (and
-    // every slug) is unique.
-    const std::string first = words.Make(2, 3);
-    const std::string last = words.Make(2, 4);
-    p.name = absl::StrCat(Capitalize(first), " ", Capitalize(last));
-    p.slug = absl::StrCat(first, "-", last);
-    p.weight = static_cast<int>(rng.Uniform(100, 260));
-    p.height = static_cast<int>(rng.Uniform(150, 200));
-    p.age = static_cast<int>(rng.Uniform(20, 85));
-    p.occupation = PickIndex(rng, kOccupations);
-    p.color = PickIndex(rng, kColors);
-    p.city = PickIndex(rng, kCities);
+    people[i] = MakePerson(rng, words);
   }
 
   v1::Dataset dataset;
@@ -790,6 +939,26 @@ absl::StatusOr<v1::Dataset> GeneratePeople(uint32_t size, uint64_t seed) {
                                    " comparison question(s) skipped: no unused partner to "
                                    "compare with"));
   }
+  return dataset;
+}
+
+absl::StatusOr<v1::Dataset> GenerateBackground(uint32_t size, uint64_t seed,
+                                               const std::vector<std::string>& reserved_words) {
+  if (size > kMaxSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("background: size must be between 0 and ", kMaxSize, ", got ", size));
+  }
+  Rng rng(seed ^ kBackgroundStream);
+  WordMaker words(rng);
+  for (const std::string& word : reserved_words) words.Reserve(absl::AsciiStrToLower(word));
+  v1::Dataset dataset;
+  dataset.set_name("background");
+  dataset.set_source(v1::DATASET_SOURCE_BUILTIN);
+  AddGeneralFacts(rng, dataset);
+  std::vector<Person> people;
+  people.reserve(size);
+  for (uint32_t i = 0; i < size; ++i) people.push_back(MakePerson(rng, words));
+  for (size_t i = 0; i < people.size(); ++i) AddBackgroundPerson(people, i, rng, dataset);
   return dataset;
 }
 

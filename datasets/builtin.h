@@ -12,6 +12,8 @@
 #define FTB_DATASETS_BUILTIN_H_
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "ftb/v1/dataset.pb.h"
@@ -35,6 +37,33 @@ namespace ftb::datasets {
 // there is no comparison set, and Dataset.notes says so.
 // kInvalidArgument if size is 0 or above 10000.
 absl::StatusOr<v1::Dataset> GeneratePeople(uint32_t size, uint64_t seed);
+
+// `background`: the world knowledge a pretrained model would bring, for the
+// local backend's pretraining stage (workers/local_backend.h). Not a
+// benchmark dataset: everything is in `training`, there are no tests. Items
+// ("background-..." ids, source_id "background", context = the fact):
+//   general facts  per colour "Is red a warm or a cool color?" -> "warm" and
+//                  "Is red a warm color?" / "... a cool color?"; per city
+//                  "On which continent is Lisbon?" -> "Europe", "Is Lisbon in
+//                  Europe?" -> Yes and the same with another continent -> No;
+//                  per occupation "In which field does a nurse work?" ->
+//                  "healthcare" and "Does a nurse work in healthcare?" -> Yes,
+//                  another field -> No (the colours, cities and occupations
+//                  are `people`'s);
+//   `size` background people (invented names, drawn like `people`'s) with,
+//                  per attribute, the fact in `people`'s training wording and
+//                  in one of its rephrasings, a secondary question in
+//                  `people`'s wording answered Yes and one answered No, and a
+//                  comparison question in `people`'s wording with another
+//                  background person answered Yes and its counterpart
+//                  answered No (the pair is skipped when no partner qualifies).
+// So every yes/no item has a counterpart and exactly half are "Yes". No name
+// part of a background person (first or last name, compared in lower case)
+// is in `reserved_words`: pass the words of a dataset's texts to keep its
+// entities out. Deterministic in (size, seed, reserved_words).
+// kInvalidArgument if size is above 10000 (0 gives the general facts only).
+absl::StatusOr<v1::Dataset> GenerateBackground(uint32_t size, uint64_t seed,
+                                               const std::vector<std::string>& reserved_words = {});
 
 // `updates`: `size` facts, each with an old and a new value: the first
 // ceil(size/2) are renamed functions of a fictional library ("What is the name

@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "datasets/dataset.h"
 #include "datasets/test_util.h"
 #include "gmock/gmock.h"
@@ -395,6 +396,201 @@ TEST(UpdatesTest, SameSeedIsByteIdenticalOtherSeedsDiffer) {
 TEST(UpdatesTest, GoldenFingerprint) {
   EXPECT_EQ(DatasetFingerprint(Updates(40, 0)),
             "84c8479cae8e44f7481cb157295cc30efc15111e88d79510a84e3e5a321b7a49");
+}
+
+// ------------------------------------------------------------- background
+
+v1::Dataset Background(uint32_t size, uint64_t seed, const std::vector<std::string>& reserved = {}) {
+  absl::StatusOr<v1::Dataset> d = GenerateBackground(size, seed, reserved);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? *std::move(d) : v1::Dataset{};
+}
+
+bool IsYesNo(const v1::QaItem& item) { return item.answer() == "Yes" || item.answer() == "No"; }
+
+// The question of a prompt, without its instruction line.
+std::string Question(const v1::QaItem& item) {
+  return item.prompt().substr(item.prompt().find('\n') + 1);
+}
+
+// The full names of the people (background or not) whose weight facts are in
+// `items`' contexts.
+std::vector<std::string> NamesIn(const google::protobuf::RepeatedPtrField<v1::QaItem>& items) {
+  std::vector<std::string> names;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::QaItem& item : items) {
+    auto m = Match(item.context(), {"", " weighs ", " pounds."});
+    if (m && Number((*m)[1]) && seen.insert((*m)[0]).second) names.push_back((*m)[0]);
+  }
+  return names;
+}
+
+// `question` with every name of `names` replaced by "P" and every digit run
+// by "N": its format.
+std::string Format(std::string question, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    for (size_t at = question.find(name); at != std::string::npos; at = question.find(name)) {
+      question.replace(at, name.size(), "P");
+    }
+  }
+  std::string out;
+  for (size_t i = 0; i < question.size(); ++i) {
+    if (absl::ascii_isdigit(static_cast<unsigned char>(question[i]))) {
+      if (out.empty() || out.back() != 'N') out += 'N';
+    } else {
+      out += question[i];
+    }
+  }
+  return out;
+}
+
+TEST(BackgroundTest, SameSeedIsByteIdenticalOtherSeedsAndSizesDiffer) {
+  const std::string a = Background(40, 0).SerializeAsString();
+  EXPECT_EQ(a, Background(40, 0).SerializeAsString());
+  EXPECT_NE(a, Background(40, 1).SerializeAsString());
+  EXPECT_NE(a, Background(41, 0).SerializeAsString());
+  EXPECT_EQ(Background(40, 0, {"bana", "kor"}).SerializeAsString(),
+            Background(40, 0, {"bana", "kor"}).SerializeAsString());
+}
+
+// Pins the corpus: a change here changes every pretrained model's key.
+TEST(BackgroundTest, GoldenFingerprint) {
+  EXPECT_EQ(DatasetFingerprint(Background(40, 0)),
+            "6bed06c674d5e2101ba993396762cf45eaf1a317ba61164bef98b0b1593ba9f2");
+}
+
+TEST(BackgroundTest, EveryYesNoItemHasItsCounterpartAndHalfAreYes) {
+  for (uint32_t size : {0u, 1u, 2u, 40u, 300u}) {
+    const v1::Dataset d = Background(size, 3);
+    EXPECT_EQ(d.name(), "background");
+    EXPECT_EQ(d.tests_size(), 0);
+    int yes = 0, no = 0, open = 0;
+    absl::flat_hash_set<std::string> ids;
+    for (const v1::QaItem& item : d.training()) {
+      EXPECT_TRUE(ids.insert(item.id()).second) << item.id();
+      EXPECT_THAT(item.id(), StartsWith("background-"));
+      EXPECT_EQ(item.source_id(), "background");
+      EXPECT_FALSE(item.context().empty()) << item.id();
+      if (IsYesNo(item)) {
+        EXPECT_THAT(item.prompt(), StartsWith(kYesNoPrefix)) << item.id();
+        (item.answer() == "Yes" ? yes : no) += 1;
+      } else {
+        EXPECT_THAT(item.prompt(), StartsWith(kOpenPrefix)) << item.id();
+        ++open;
+      }
+    }
+    EXPECT_EQ(yes, no) << "size " << size;
+    // General facts: 8 colours x 3, 36 cities x 3, 32 occupations x 3.
+    // People: per attribute the fact, a rephrasing, a Yes and a No
+    // secondary question, and (with a partner) a comparison pair.
+    EXPECT_GE(d.training_size(), 228 + 24 * static_cast<int>(size)) << "size " << size;
+    EXPECT_LE(d.training_size(), 228 + 36 * static_cast<int>(size)) << "size " << size;
+    EXPECT_EQ(open, 76 + 12 * static_cast<int>(size)) << "size " << size;
+    if (size == 40) {
+      EXPECT_GE(d.training_size(), 228 + 35 * 40);  // partners are found
+    }
+  }
+  EXPECT_EQ(CodeAndMessage(GenerateBackground(10001, 1).status()),
+            "INVALID_ARGUMENT: background: size must be between 0 and 10000, got 10001");
+}
+
+// The background people never share a first or last name with the people
+// of the dataset whose words are reserved, and there are no such shared
+// names by accident either.
+TEST(BackgroundTest, BackgroundPeopleAvoidTheReservedWords) {
+  const v1::Dataset people = People(25, 1);
+  std::vector<std::string> reserved;
+  absl::flat_hash_set<std::string> test_name_parts;
+  for (const std::string& name : NamesIn(people.training())) {
+    for (absl::string_view part : absl::StrSplit(name, ' ')) {
+      reserved.push_back(absl::AsciiStrToLower(part));
+      test_name_parts.insert(std::string(part));
+    }
+  }
+  ASSERT_EQ(reserved.size(), 50u);
+  // Reserving words also works when the generator would otherwise pick
+  // them: reserve the background's own first names of an unreserved run.
+  const v1::Dataset unreserved = Background(40, 1);
+  std::vector<std::string> own;
+  for (const std::string& name : NamesIn(unreserved.training())) {
+    own.push_back(absl::AsciiStrToLower(name.substr(0, name.find(' '))));
+  }
+  ASSERT_EQ(own.size(), 40u);
+  for (const auto& [words, forbidden] :
+       {std::pair{reserved, test_name_parts},
+        std::pair{own, absl::flat_hash_set<std::string>()}}) {
+    absl::flat_hash_set<std::string> banned = forbidden;
+    for (const std::string& w : words) banned.insert(std::string(1, absl::ascii_toupper(w[0])) + w.substr(1));
+    const v1::Dataset d = Background(40, 1, words);
+    const std::vector<std::string> names = NamesIn(d.training());
+    ASSERT_EQ(names.size(), 40u);
+    for (const std::string& name : names) {
+      for (absl::string_view part : absl::StrSplit(name, ' ')) {
+        EXPECT_FALSE(banned.contains(part)) << name;
+      }
+    }
+  }
+}
+
+// Every question format of `people`'s secondary and comparison sets is one
+// the background teaches on other people, and every secondary and
+// comparison answer follows from the question's facts (its context) and the
+// background's general facts: the inference is answerable, not built in.
+TEST(BackgroundTest, PeopleInferencesComposeAFactWithBackgroundKnowledge) {
+  const v1::Dataset people = People(25, 1);
+  const v1::Dataset background = Background(40, 0);
+  const std::vector<std::string> people_names = NamesIn(people.training());
+  const std::vector<std::string> background_names = NamesIn(background.training());
+  absl::flat_hash_set<std::string> taught;
+  absl::flat_hash_map<std::string, std::string> continent, field, warmth;
+  for (const v1::QaItem& item : background.training()) {
+    taught.insert(Format(Question(item), background_names));
+    const std::string q = Question(item);
+    if (auto m = Match(q, {"On which continent is ", "?"})) continent[(*m)[0]] = item.answer();
+    if (auto m = Match(q, {"In which field does ", " work?"})) {
+      field[(*m)[0].substr((*m)[0].find(' ') + 1)] = item.answer();
+    }
+    if (auto m = Match(q, {"Is ", " a warm or a cool color?"})) warmth[(*m)[0]] = item.answer();
+  }
+  EXPECT_EQ(continent.size(), 36u);
+  EXPECT_EQ(field.size(), 32u);
+  EXPECT_EQ(warmth.size(), 8u);
+  // The category a fact sentence gives: "X lives in Lisbon." -> "Europe".
+  const auto category = [&](const std::string& fact) -> std::string {
+    if (auto m = Match(fact, {"", " lives in ", "."})) return continent.at((*m)[1]);
+    if (auto m = Match(fact, {"", " works as ", "."})) {
+      return field.at((*m)[1].substr((*m)[1].find(' ') + 1));
+    }
+    if (auto m = Match(fact, {"", "'s favorite color is ", "."})) return (*m)[1];
+    return "";
+  };
+  int composed = 0;
+  for (const v1::QuestionSet& set : people.tests()) {
+    if (set.type() != v1::QUESTION_TYPE_SECONDARY && set.type() != v1::QUESTION_TYPE_COMPARISON) {
+      continue;
+    }
+    for (const v1::QaItem& item : set.items()) {
+      const std::string q = Question(item);
+      EXPECT_TRUE(taught.contains(Format(q, people_names))) << q;
+      std::optional<bool> yes;
+      if (auto m = Match(q, {"Does ", " live in ", "?"})) {
+        yes = category(item.context()) == (*m)[1];
+      } else if (auto m = Match(q, {"Does ", " work in ", "?"})) {
+        yes = category(item.context()) == (*m)[1];
+      } else if (auto m = Match(q, {"Is ", "'s favorite color a ", " color?"})) {
+        yes = warmth.at(category(item.context())) == (*m)[1];
+      } else if (Match(q, {"Do ", " and ", " live on the same continent?"}) ||
+                 Match(q, {"Do ", " and ", " work in the same field?"})) {
+        const size_t split = item.context().find(". ") + 1;
+        yes = category(item.context().substr(0, split)) ==
+              category(item.context().substr(split + 1));
+      }
+      if (!yes.has_value()) continue;  // numeric: the fact alone answers it
+      ++composed;
+      EXPECT_EQ(item.answer(), *yes ? "Yes" : "No") << q << " / " << item.context();
+    }
+  }
+  EXPECT_GE(composed, 25 * 3 + 25 * 2 - 5);
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
+#include "datasets/builtin.h"
 #include "datasets/dataset.h"
 #include "datasets/test_util.h"
 #include "gmock/gmock.h"
@@ -22,6 +24,7 @@ using datasets::testing::CodeAndMessage;
 using datasets::testing::ScratchDir;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 // A tiny local task: builtin `dataset` of `size`, a 1-layer width-32 model,
@@ -292,8 +295,17 @@ TEST(LocalBackendTest, InvalidOptionsNameTheOption) {
   v.set_number_value(128);
   EXPECT_EQ(error("widht", v),
             "INVALID_ARGUMENT: local backend: unknown option model.options.widht; valid options: "
-            "artifact_dir, grad_clip, heads, layers, learning_rate, max_len, max_new_tokens, "
-            "prior_epochs, tie_embeddings, width");
+            "artifact_dir, background_seed, background_size, grad_clip, heads, layers, "
+            "learning_rate, max_len, max_new_tokens, pretrain_epochs, prior_epochs, "
+            "tie_embeddings, width");
+  v.set_number_value(1001);
+  EXPECT_EQ(error("pretrain_epochs", v),
+            "INVALID_ARGUMENT: local backend: model.options.pretrain_epochs: expected an integer "
+            "in [0, 1000], got 1001");
+  v.set_number_value(-1);
+  EXPECT_EQ(error("background_size", v),
+            "INVALID_ARGUMENT: local backend: model.options.background_size: expected an integer "
+            "in [0, 10000], got -1");
   // Strings holding integers are accepted.
   v1::TaskAssignment task = LocalTask("people", 1, {1});
   Option(task, "layers").set_string_value("1");
@@ -305,7 +317,7 @@ TEST(LocalBackendTest, InvalidWork) {
   v1::TaskAssignment task = LocalTask("people", 1, {2, 1});
   EXPECT_EQ(CodeAndMessage(RunTask(backend, task).status()),
             "INVALID_ARGUMENT: local backend: tune.epochs must be ascending numbers in "
-            "[1, 100000]; entry 1 is 1");
+            "[0, 100000]; entry 1 is 1");
   task = LocalTask("people", 1, {1});
   task.mutable_tune()->add_cell_ids("extra");
   EXPECT_EQ(CodeAndMessage(RunTask(backend, task).status()),
@@ -333,6 +345,219 @@ TEST(LocalBackendTest, CancellationStopsTrainingAndStoresNothing) {
   EXPECT_EQ(backend.Run(task, ctx).status().code(), absl::StatusCode::kCancelled);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
   EXPECT_LT(ctx.progress(), 0.1);
+}
+
+// Turns on the pretraining stage of `task`.
+void Pretrain(v1::TaskAssignment& task, int epochs, int background_size) {
+  Option(task, "pretrain_epochs").set_number_value(epochs);
+  Option(task, "background_size").set_number_value(background_size);
+}
+
+// The background corpus the backend pretrains `task` on: its names avoid
+// the words of the dataset's texts (as the backend computes them).
+v1::Dataset BackgroundOf(const v1::TaskAssignment& task, uint32_t size) {
+  const v1::Dataset dataset = *datasets::LoadDataset(task.tune().dataset());
+  std::set<std::string> words;
+  const auto add = [&](const v1::QaItem& item) {
+    for (const std::string* text : {&item.prompt(), &item.answer(), &item.answer_before()}) {
+      for (std::string_view piece : trainer::Tokenizer::Split(*text)) {
+        std::string word(piece.substr(piece.starts_with(' ') ? 1 : 0));
+        if (!word.empty() && absl::ascii_isalpha(static_cast<unsigned char>(word[0]))) {
+          words.insert(absl::AsciiStrToLower(word));
+        }
+      }
+    }
+  };
+  for (const v1::QaItem& item : dataset.training()) add(item);
+  for (const v1::QaItem& item : dataset.prior()) add(item);
+  for (const v1::QuestionSet& set : dataset.tests()) {
+    for (const v1::QaItem& item : set.items()) add(item);
+  }
+  return *datasets::GenerateBackground(size, 0, {words.begin(), words.end()});
+}
+
+std::vector<std::string> Answers(const v1::CellAnswers& cell) {
+  std::vector<std::string> answers;
+  for (const v1::JudgeItem& item : cell.items()) answers.push_back(item.answer());
+  return answers;
+}
+
+// The pretrained model is stored under its own key and reused by a task with
+// other fine-tuning hyperparameters; without artifacts it is trained again.
+TEST(LocalBackendTest, PretrainedModelIsStoredAndReusedAcrossTasks) {
+  ScratchDir dir;
+  LocalBackend backend(dir.path());
+  v1::TaskAssignment task = LocalTask("people", 2, {1});
+  Pretrain(task, 2, 2);
+  Log log;
+  absl::StatusOr<v1::TaskResult> first = RunTask(backend, task, &log);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const v1::Dataset dataset = *datasets::LoadDataset(task.tune().dataset());
+  const v1::Dataset background = BackgroundOf(task, 2);
+  EXPECT_EQ(first->tokens(),
+            2 * SequenceTokens(background.training()) + SequenceTokens(dataset.training()));
+  EXPECT_TRUE(log.Contains(absl::StrCat("pretraining tiny-transformer")));
+  EXPECT_TRUE(log.Contains(absl::StrCat("for 2 epochs on ", background.training_size(),
+                                        " background examples (2 background people, seed 0)")));
+  EXPECT_TRUE(log.Contains("from the pretrained model"));
+  EXPECT_EQ(backend.pretrainings(), 1);
+  EXPECT_EQ(backend.pretrain_reuses(), 0);
+  // The pretrained model's directory and the snapshot's, each with its key;
+  // the snapshot's key names the pretrained model's.
+  std::map<std::string, std::string> keys;  // directory name -> key text
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    if (!entry.is_directory()) continue;
+    std::ifstream key(entry.path() / "key.txt");
+    keys[entry.path().filename().string()] =
+        std::string((std::istreambuf_iterator<char>(key)), {});
+  }
+  ASSERT_THAT(keys, SizeIs(2));
+  std::string pretrained_dir, snapshot_key;
+  for (const auto& [name, text] : keys) {
+    if (text.find(" pretrain\n") != std::string::npos) {
+      pretrained_dir = name;
+      EXPECT_THAT(text, HasSubstr("pretrain_epochs=2"));
+      EXPECT_THAT(text, Not(HasSubstr("learning_rate_multiplier")));
+    } else {
+      snapshot_key = text;
+    }
+  }
+  ASSERT_FALSE(pretrained_dir.empty());
+  EXPECT_THAT(snapshot_key, HasSubstr("pretrained=" + pretrained_dir + "\n"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/" + pretrained_dir + ".lock"));
+
+  // Another learning rate and seed: fine-tunes again from the stored model.
+  v1::TaskAssignment other = task;
+  other.mutable_tune()->set_learning_rate_multiplier(2.0);
+  other.mutable_tune()->set_seed(9);
+  Log other_log;
+  absl::StatusOr<v1::TaskResult> second = RunTask(backend, other, &other_log);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(backend.trainings(), 2);
+  EXPECT_EQ(backend.pretrainings(), 1);
+  EXPECT_EQ(backend.pretrain_reuses(), 1);
+  EXPECT_TRUE(other_log.Contains("reusing the pretrained model"));
+  EXPECT_EQ(second->tokens(), SequenceTokens(dataset.training()));
+
+  // Other pretraining settings are another model.
+  v1::TaskAssignment longer = task;
+  Pretrain(longer, 3, 2);
+  ASSERT_TRUE(RunTask(backend, longer).ok());
+  EXPECT_EQ(backend.pretrainings(), 2);
+
+  // Without artifacts every task pretrains, with the same result.
+  LocalBackend no_artifacts("off");
+  absl::StatusOr<v1::TaskResult> again = RunTask(no_artifacts, task);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(no_artifacts.pretrainings(), 1);
+  EXPECT_EQ(again->digest(), first->digest());
+  EXPECT_EQ(again->tokens(), first->tokens());
+}
+
+// Two tasks needing the same pretrained model at once (two worker slots)
+// pretrain it once: the second waits on the lock and loads it.
+TEST(LocalBackendTest, ConcurrentTasksPretrainOnce) {
+  ScratchDir dir;
+  LocalBackend backend(dir.path());
+  v1::TaskAssignment a = LocalTask("people", 2, {1});
+  Pretrain(a, 3, 4);
+  v1::TaskAssignment b = a;
+  b.mutable_tune()->set_learning_rate_multiplier(0.5);
+  absl::StatusOr<v1::TaskResult> ra, rb;
+  std::thread ta([&] { ra = RunTask(backend, a); });
+  std::thread tb([&] { rb = RunTask(backend, b); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(ra.ok()) << ra.status();
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  EXPECT_EQ(backend.pretrainings(), 1);
+  EXPECT_EQ(backend.pretrain_reuses(), 1);
+}
+
+// Epochs 0 is the base model: the pretrained model before the new facts,
+// the same whatever the fine-tuning hyperparameters, and no fine-tuning runs.
+TEST(LocalBackendTest, EpochsZeroAnswersWithThePretrainedModel) {
+  LocalBackend backend("off");
+  v1::TaskAssignment task = LocalTask("people", 2, {0, 2});
+  Pretrain(task, 2, 2);
+  Log log;
+  absl::StatusOr<v1::TaskResult> both = RunTask(backend, task, &log);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_TRUE(log.Contains("answered with the base model (epochs 0, no fine-tuning)"));
+  const v1::Dataset dataset = *datasets::LoadDataset(task.tune().dataset());
+  const uint64_t pretrain_tokens = 2 * SequenceTokens(BackgroundOf(task, 2).training());
+  EXPECT_EQ(both->tokens(), pretrain_tokens + 2 * SequenceTokens(dataset.training()));
+  ASSERT_THAT(both->answers(), SizeIs(2));
+  ASSERT_EQ(both->answers(0).items_size(), datasets::TestQuestionCount(dataset));
+  EXPECT_EQ(both->answers(0).cell_id(), "cell-e0");
+  EXPECT_NE(Answers(both->answers(0)), Answers(both->answers(1)));
+
+  v1::TaskAssignment base_only = LocalTask("people", 2, {0});
+  Pretrain(base_only, 2, 2);
+  base_only.mutable_tune()->set_learning_rate_multiplier(3.0);
+  base_only.mutable_tune()->set_seed(11);
+  absl::StatusOr<v1::TaskResult> base = RunTask(backend, base_only);
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_EQ(base->tokens(), pretrain_tokens);  // no fine-tuning
+  EXPECT_EQ(Answers(base->answers(0)), Answers(both->answers(0)));
+
+  // From scratch (no pretraining), epochs 0 alone trains nothing at all.
+  v1::TaskAssignment scratch = LocalTask("people", 2, {0});
+  base = RunTask(backend, scratch);
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_EQ(base->tokens(), 0u);
+  EXPECT_EQ(base->answers(0).items_size(), datasets::TestQuestionCount(dataset));
+
+  // Updates: the base model knows the old facts (the prior phase ran).
+  v1::TaskAssignment updates = LocalTask("updates", 2, {0});
+  Option(updates, "prior_epochs").set_number_value(3);
+  base = RunTask(backend, updates);
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_EQ(base->tokens(), 3 * SequenceTokens(datasets::LoadDataset(updates.tune().dataset())->prior()));
+}
+
+// The base model's snapshot is stored like the others and served from the
+// store.
+TEST(LocalBackendTest, EpochsZeroSnapshotIsReused) {
+  ScratchDir dir;
+  LocalBackend backend(dir.path());
+  v1::TaskAssignment task = LocalTask("people", 2, {0, 1});
+  Pretrain(task, 1, 1);
+  absl::StatusOr<v1::TaskResult> first = RunTask(backend, task);
+  ASSERT_TRUE(first.ok()) << first.status();
+  Log log;
+  absl::StatusOr<v1::TaskResult> second = RunTask(backend, task, &log);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(backend.trainings(), 1);
+  EXPECT_EQ(backend.reuses(), 1);
+  EXPECT_TRUE(log.Contains("reusing 2 stored snapshot(s)"));
+  EXPECT_EQ(second->digest(), first->digest());
+}
+
+// What pretraining brings: after it, the base model answers the yes/no
+// questions about the new people with Yes or No (the format and the
+// background it learned on other people); a model from scratch does not.
+// Whether those answers are right is what the benchmark measures.
+TEST(LocalBackendTest, PretrainedBaseModelAnswersYesNoQuestionsWithYesOrNo) {
+  LocalBackend backend("off");
+  const auto yes_no_share = [&](int pretrain_epochs) {
+    v1::TaskAssignment task = LocalTask("people", 3, {0});
+    Pretrain(task, pretrain_epochs, 4);
+    Option(task, "width").set_number_value(48);
+    Option(task, "heads").set_number_value(4);
+    absl::StatusOr<v1::TaskResult> result = RunTask(backend, task);
+    EXPECT_TRUE(result.ok()) << result.status();
+    if (!result.ok()) return -1.0;
+    int yes_no = 0, formatted = 0;
+    for (const v1::JudgeItem& item : result->answers(0).items()) {
+      if (item.reference() != "Yes" && item.reference() != "No") continue;
+      ++yes_no;
+      formatted += item.answer() == "Yes" || item.answer() == "No";
+    }
+    return static_cast<double>(formatted) / yes_no;
+  };
+  EXPECT_GE(yes_no_share(20), 0.9);
+  EXPECT_LE(yes_no_share(0), 0.1);
 }
 
 TEST(LocalBackendTest, RegisteredAsBuiltinWithWorkerArtifactDirectory) {
