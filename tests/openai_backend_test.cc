@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "cost/price_table.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -146,6 +147,75 @@ TEST_F(OpenAiBackendTest, EndToEndOneJobServesThreeEpochsThroughCheckpoints) {
   EXPECT_EQ(with_id, 3);
   EXPECT_EQ(without, 3);
   EXPECT_THAT(logs.text, Not(HasSubstr(kKey)));
+}
+
+// Epochs 0 is the untuned base model: its cell is answered by the model's
+// own name at the base prices, and a task of epochs 0 alone uploads no file
+// and creates no job.
+TEST_F(OpenAiBackendTest, EpochsZeroAloneAsksTheBaseModelAndCreatesNoJob) {
+  IntentStore intents;
+  Logs logs;
+  absl::StatusOr<v1::TaskResult> r = RunTask(Task({0}), &intents, &logs);
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << logs.text;
+  Json stats = fake_.Stats();
+  EXPECT_EQ(stats["files_created"], 0);
+  EXPECT_EQ(stats["jobs_created"], 0);
+  EXPECT_TRUE(intents.intents().empty());  // nothing billable to record
+  ASSERT_EQ(r->answers_size(), 1);
+  const int questions = r->answers(0).items_size();
+  ASSERT_GT(questions, 0);
+  EXPECT_EQ(stats["chat_completions"], questions);
+  for (const auto& [key, n] : stats["chat_by_prompt"].items()) {
+    EXPECT_TRUE(absl::StartsWith(key, "gpt-4o-mini-2024-07-18")) << key;
+  }
+  // The fake's base models know nothing of the trained facts.
+  EXPECT_EQ(CountCorrect(r->answers(0)), 0);
+  EXPECT_THAT(logs.text, HasSubstr("no training file, no job"));
+  // Cost: the answers' usage at the base model's prices, no training.
+  const cost::ModelPrice* price =
+      cost::PriceTable::Builtin().Find("openai", "gpt-4o-mini-2024-07-18");
+  ASSERT_NE(price, nullptr);
+  ASSERT_LT(price->base_input_per_1m_tokens, price->input_per_1m_tokens);
+  // Every answer is the fake's "I don't know." (4 completion tokens); the
+  // rest of the reported usage is prompt.
+  const double completion = 4.0 * questions;
+  const double prompt = static_cast<double>(r->tokens()) - completion;
+  EXPECT_NEAR(r->cost_usd(),
+              (prompt * price->base_input_per_1m_tokens +
+               completion * price->base_output_per_1m_tokens) /
+                  1e6,
+              1e-12);
+}
+
+// `auto` (0) sends no batch size or learning rate multiplier, so the
+// provider picks ("auto"); epochs 0 next to trained epochs is the base model
+// and adds no job.
+TEST_F(OpenAiBackendTest, AutoHyperparametersAreNotSent) {
+  v1::TaskAssignment task = Task({0, 2});
+  task.mutable_tune()->set_learning_rate_multiplier(0);
+  task.mutable_tune()->set_batch_size(0);
+  IntentStore intents;
+  Logs logs;
+  absl::StatusOr<v1::TaskResult> r = RunTask(task, &intents, &logs);
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << logs.text;
+  Json stats = fake_.Stats();
+  EXPECT_EQ(stats["files_created"], 1);
+  ASSERT_EQ(stats["jobs_created"], 1);
+  ASSERT_EQ(stats["job_hyperparameters"].size(), 1u);
+  EXPECT_EQ(stats["job_hyperparameters"][0], (Json{{"n_epochs", 2}}));
+  ASSERT_EQ(r->answers_size(), 2);
+  EXPECT_EQ(r->answers(0).cell_id(), "cell-e0");
+  EXPECT_EQ(CountCorrect(r->answers(0)), 0);  // the base model
+  EXPECT_GT(CountCorrect(r->answers(1)), 0);  // the tuned one
+  // Numbers are sent as given.
+  fake_.Control("POST", "/_fake/reset_stats");
+  v1::TaskAssignment numbers = Task({1});
+  numbers.set_task_id("c-openai-test/1");
+  ASSERT_TRUE(RunTask(numbers, &intents).ok());
+  stats = fake_.Stats();
+  ASSERT_EQ(stats["job_hyperparameters"].size(), 1u);
+  EXPECT_EQ(stats["job_hyperparameters"][0],
+            (Json{{"n_epochs", 1}, {"batch_size", 4}, {"learning_rate_multiplier", 1.0}}));
 }
 
 TEST_F(OpenAiBackendTest, RetriesInjectedFaultsWithoutPayingTwice) {

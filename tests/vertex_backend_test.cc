@@ -205,6 +205,50 @@ TEST_F(VertexBackendTest, EndToEndOneJobPerEpochCountWithCostFromUsage) {
   EXPECT_THAT(logs.text, Not(HasSubstr(kToken)));
 }
 
+// Epochs 0 is the untuned base model, asked through its publisher resource;
+// epochs 0 alone creates no tuning job. `auto` learning rate multiplier (0)
+// is left out of hyperParameters; a number is sent.
+TEST_F(VertexBackendTest, EpochsZeroAsksThePublisherModelAndAutoIsNotSent) {
+  v1::TaskAssignment base = Task({0});
+  IntentStore intents;
+  Logs logs;
+  absl::StatusOr<v1::TaskResult> r = RunTask(base, &intents, &logs);
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << logs.text;
+  Json stats = fake_.Stats();
+  EXPECT_EQ(stats["jobs_created"], 0);
+  EXPECT_TRUE(intents.intents().empty());
+  ASSERT_EQ(r->answers_size(), 1);
+  const int questions = r->answers(0).items_size();
+  ASSERT_GT(questions, 0);
+  EXPECT_EQ(stats["generate_content"], questions);
+  for (const auto& [key, n] : stats["generate_by_prompt"].items()) {
+    EXPECT_THAT(key, HasSubstr("/publishers/google/models/gemini-1.5-flash-002\n"));
+  }
+  EXPECT_THAT(logs.text, HasSubstr("no tuning job"));
+
+  UploadTrainingData(base.tune().dataset());
+  v1::TaskAssignment tuned = Task({0, 1});
+  tuned.set_task_id("c-vertex-test/1");
+  tuned.mutable_tune()->set_learning_rate_multiplier(0);  // auto
+  tuned.mutable_tune()->set_batch_size(0);                // auto
+  r = RunTask(tuned, &intents, &logs);
+  ASSERT_TRUE(r.ok()) << r.status() << "\n" << logs.text;
+  stats = fake_.Stats();
+  EXPECT_EQ(stats["jobs_created"], 1);
+  ASSERT_EQ(stats["job_hyper_parameters"].size(), 1u);
+  EXPECT_FALSE(stats["job_hyper_parameters"][0].contains("learningRateMultiplier"));
+  EXPECT_EQ(stats["job_hyper_parameters"][0]["epochCount"], 1);
+  ASSERT_EQ(r->answers_size(), 2);
+
+  v1::TaskAssignment numbers = Task({1});
+  numbers.set_task_id("c-vertex-test/2");
+  r = RunTask(numbers, &intents, &logs);
+  ASSERT_TRUE(r.ok()) << r.status();
+  stats = fake_.Stats();
+  ASSERT_EQ(stats["job_hyper_parameters"].size(), 2u);
+  EXPECT_EQ(stats["job_hyper_parameters"][1]["learningRateMultiplier"], 1.0);
+}
+
 TEST_F(VertexBackendTest, RetriesInjected429And503WithoutPayingTwice) {
   UploadTrainingData(Task({1}).tune().dataset());
   fake_.Fault({{"path", "/v1/projects/"}, {"contains", "tuningJobs"}, {"method", "POST"},

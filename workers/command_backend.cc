@@ -106,11 +106,21 @@ absl::Status ValidateWork(const v1::TaskAssignment& task) {
         ") must be non-empty and parallel to tune.cell_ids (", work.cell_ids_size(), ")"));
   }
   for (int i = 0; i < work.epochs_size(); ++i) {
-    if (work.epochs(i) == 0 || (i > 0 && work.epochs(i) < work.epochs(i - 1))) {
+    if (i > 0 && work.epochs(i) < work.epochs(i - 1)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "command backend: tune.epochs must be ascending and positive; entry ", i, " is ",
-          work.epochs(i)));
+          "command backend: tune.epochs must be ascending; entry ", i, " is ", work.epochs(i)));
     }
+  }
+  // `auto` (0) would leave the training command without a value to use.
+  if (work.learning_rate_multiplier() == 0) {
+    return absl::InvalidArgumentError(
+        "command backend: tune.learning_rate_multiplier is auto, but a training command has no "
+        "provider default to fall back on; give a number");
+  }
+  if (work.batch_size() == 0) {
+    return absl::InvalidArgumentError(
+        "command backend: tune.batch_size is auto, but a training command has no provider "
+        "default to fall back on; give a number");
   }
   return absl::OkStatus();
 }
@@ -302,6 +312,11 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
       {"model_dir", ""}, {"questions_jsonl", ""}, {"answers_jsonl", ""},
       {"epochs", ""},    {"base_model", ""},      {"seed", ""}};
   FTB_RETURN_IF_ERROR(ExpandTemplate(options.train, train_names, "train").status());
+  if (work.epochs(0) == 0 && !options.endpoint) {
+    return absl::InvalidArgumentError(
+        "command backend: epochs 0 (the base model) needs model.options.endpoint to ask the "
+        "untuned model; an answering command needs a trained model");
+  }
   if (options.endpoint) {
     FTB_RETURN_IF_ERROR(ExpandTemplate(options.endpoint->model, answer_names, "endpoint.model",
                                        /*quote=*/false)
@@ -492,11 +507,15 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
     return absl::OkStatus();
   };
   // Asks the endpoint every question with the model named by the template.
+  // At epochs 0 the untuned model, served under the model's own name.
   const auto AskEndpoint = [&](providers::OpenAiClient& c, const CommandEndpoint& endpoint,
-                               const std::map<std::string, std::string>& values)
+                               const std::map<std::string, std::string>& values, uint32_t epoch)
       -> absl::StatusOr<std::map<std::string, std::string>> {
-    FTB_ASSIGN_OR_RETURN(const std::string model,
-                         ExpandTemplate(endpoint.model, values, "endpoint.model", false));
+    std::string model = work.model().name();
+    if (epoch > 0) {
+      FTB_ASSIGN_OR_RETURN(model,
+                           ExpandTemplate(endpoint.model, values, "endpoint.model", false));
+    }
     ctx.Log(absl::StrCat("command: answering through ", endpoint.base_url, " with model ", model));
     const providers::Sleeper sleep = [&ctx](absl::Duration d) { return ctx.SleepFor(d); };
     std::map<std::string, std::string> answers;
@@ -545,7 +564,8 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
         {"answers_jsonl", apath.string()}, {"epochs", absl::StrCat(epoch)},
         {"base_model", work.model().name()}, {"seed", absl::StrCat(work.seed())}};
     if (client) {
-      FTB_ASSIGN_OR_RETURN(const auto asked, AskEndpoint(*client, *options.endpoint, values));
+      FTB_ASSIGN_OR_RETURN(const auto asked,
+                           AskEndpoint(*client, *options.endpoint, values, epoch));
       return FillCells(epoch, asked);
     }
     SubprocessOptions run;
@@ -579,7 +599,15 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
     return FillCells(epoch, answers);
   };
 
-  if (options.snapshots) {
+  // Epochs 0 first: the base model, through the endpoint, nothing trained.
+  if (epochs.front() == 0) {
+    ctx.Log("command: epochs 0: asking the base model; no training command for it");
+    FTB_RETURN_IF_ERROR(answer(0, fs::path()));
+    epochs.erase(epochs.begin());
+  }
+  if (epochs.empty()) {
+    // Nothing else to do: no training run at all.
+  } else if (options.snapshots) {
     FTB_ASSIGN_OR_RETURN(const fs::path dir, train(epochs));
     for (size_t i = 0; i < epochs.size(); ++i) {
       if (ctx.cancelled()) return absl::CancelledError("command backend: cancelled");

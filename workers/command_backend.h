@@ -18,6 +18,11 @@
 //                   Every question is asked at temperature 0 with the seed,
 //                   through the providers' client (retries with backoff,
 //                   rate-limit headers honoured, key redacted).
+//                   At epochs 0 (the untuned base model) no training
+//                   command runs and the endpoint is asked with the model's
+//                   own name ({base_model}): serve the base model under it.
+//                   Epochs 0 without an endpoint is an error (an answering
+//                   command needs a trained model).
 //   snapshots       bool (default false). false: one training run per
 //                   distinct epoch count of the task, {epochs} = that count.
 //                   true: ONE run to the largest epoch count that saves a
@@ -30,6 +35,10 @@
 //   artifact_dir    overrides the worker's artifact directory.
 //   env             map of extra environment variables for both commands.
 // Any other option is an error naming it.
+//
+// AUTO. `auto` learning rate multiplier or batch size (0 in TuneWork) is an
+// error: a training command has no provider default to fall back on (the
+// spec refuses it at plan time, naming the field).
 //
 // PLACEHOLDERS, replaced by shell-quoted values (so paths with spaces are
 // safe; do not quote them again in the template):

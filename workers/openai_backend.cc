@@ -165,6 +165,13 @@ class Runner {
   absl::Status WaitForJobs(std::vector<JobRun>& runs);
   absl::Status ResolveModels(JobRun& run);
   absl::Status Cancelled(std::vector<JobRun>& runs);
+  // Uploads, trains and waits for the jobs serving `epochs` (all >= 1),
+  // adding their models to `model_for_epoch`; returns the trained tokens.
+  absl::StatusOr<uint64_t> Train(const v1::Dataset& dataset, const std::vector<uint32_t>& epochs,
+                                 std::map<uint32_t, std::string>& model_for_epoch);
+  absl::StatusOr<v1::TaskResult> Answer(const v1::Dataset& dataset, const std::string& cache_path,
+                                        const std::map<uint32_t, std::string>& model_for_epoch,
+                                        uint64_t trained_tokens);
 
   const v1::TaskAssignment& task_;
   const v1::TuneWork& work_;
@@ -252,13 +259,14 @@ absl::Status Runner::EnsureJob(JobRun& run, const std::string& file_id) {
       {"seed", static_cast<int64_t>(work_.seed() % 2147483648ULL)},
       {"metadata", {{kTagKey, run.tag}, {"ftb_task", task_.task_id()},
                     {"ftb_campaign", task_.campaign_id()}}},
-      {"method",
-       {{"type", "supervised"},
-        {"supervised",
-         {{"hyperparameters",
-           {{"n_epochs", run.n_epochs},
-            {"batch_size", work_.batch_size()},
-            {"learning_rate_multiplier", work_.learning_rate_multiplier()}}}}}}}};
+      {"method", {{"type", "supervised"}, {"supervised", {{"hyperparameters", Json::object()}}}}}};
+  // `auto` (0) sends nothing: OpenAI then picks its own default.
+  Json& hyper = request["method"]["supervised"]["hyperparameters"];
+  hyper["n_epochs"] = run.n_epochs;
+  if (work_.batch_size() != kAutoBatchSize) hyper["batch_size"] = work_.batch_size();
+  if (work_.learning_rate_multiplier() != kAutoLearningRateMultiplier) {
+    hyper["learning_rate_multiplier"] = work_.learning_rate_multiplier();
+  }
   FTB_RETURN_IF_ERROR(Record("job", run.tag, ""));
   absl::StatusOr<Json> job = client_.CreateJob(request, sleep_);
   if (!job.ok()) return Surface(job.status());
@@ -383,12 +391,33 @@ absl::Status Runner::ResolveModels(JobRun& run) {
 
 absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
                                            const std::string& cache_path) {
+  // Epochs 0 is the base model itself: nothing to train for it.
+  std::vector<uint32_t> epochs;
+  std::map<uint32_t, std::string> model_for_epoch;
+  for (uint32_t e : work_.epochs()) {
+    if (e == 0) {
+      model_for_epoch[0] = work_.model().name();
+    } else {
+      epochs.push_back(e);
+    }
+  }
+  uint64_t trained_tokens = 0;
+  if (epochs.empty()) {
+    ctx_.Log("openai: epochs 0 only: the base model answers; no training file, no job");
+  } else {
+    FTB_ASSIGN_OR_RETURN(trained_tokens, Train(dataset, epochs, model_for_epoch));
+  }
+  return Answer(dataset, cache_path, model_for_epoch, trained_tokens);
+}
+
+absl::StatusOr<uint64_t> Runner::Train(const v1::Dataset& dataset,
+                                       const std::vector<uint32_t>& epochs,
+                                       std::map<uint32_t, std::string>& model_for_epoch) {
   const std::string jsonl =
       datasets::ExportTrainingJsonl(dataset, datasets::ExportFormat::kOpenAiChat);
   FTB_ASSIGN_OR_RETURN(const std::string file_id, EnsureFile(jsonl));
   if (ctx_.cancelled()) return absl::CancelledError("openai: cancelled");
 
-  std::vector<uint32_t> epochs(work_.epochs().begin(), work_.epochs().end());
   std::vector<JobRun> runs;
   for (auto& [n, serves] : PlanOpenAiJobs(epochs, options_.use_checkpoints)) {
     JobRun& run = runs.emplace_back();
@@ -403,14 +432,17 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
   FTB_RETURN_IF_ERROR(WaitForJobs(runs));
 
   uint64_t trained_tokens = 0;
-  std::map<uint32_t, std::string> model_for_epoch;
   for (JobRun& run : runs) {
     FTB_RETURN_IF_ERROR(ResolveModels(run));
     trained_tokens += JsonUint(run.job, "trained_tokens");
     for (const auto& [e, m] : run.model_for_epoch) model_for_epoch[e] = m;
   }
+  return trained_tokens;
+}
 
-  // Answers.
+absl::StatusOr<v1::TaskResult> Runner::Answer(
+    const v1::Dataset& dataset, const std::string& cache_path,
+    const std::map<uint32_t, std::string>& model_for_epoch, uint64_t trained_tokens) {
   AnswerCache cache(cache_path);
   const int64_t seed = static_cast<int64_t>(work_.seed() % 2147483648ULL);
   AskFn ask = [&](const std::string& model,
@@ -492,7 +524,6 @@ absl::StatusOr<v1::TaskResult> OpenAiBackend::Run(const v1::TaskAssignment& task
                                                   TaskContext& ctx) {
   FTB_RETURN_IF_ERROR(ValidateProviderTuneTask(task, kName, 50));  // OpenAI's n_epochs range
   const v1::TuneWork& work = task.tune();
-  if (work.batch_size() == 0) return absl::InvalidArgumentError("openai: batch_size must be > 0");
   FTB_ASSIGN_OR_RETURN(const Options options, ParseOptions(work.model().options()));
   FTB_ASSIGN_OR_RETURN(const std::string key, ResolveApiKey(options));
   providers::OpenAiClientOptions client_options;

@@ -21,10 +21,16 @@
 //     checkpoints are epochs E-k+1..E).
 //  6. Asks every test question of every cell (POST /chat/completions:
 //     model, [system,] user = prompt, temperature 0, seed, max_tokens).
+//  EPOCHS 0 is the untuned base model (the paper's baseline): its cell is
+//  answered by the model name itself; a task whose only epoch count is 0
+//  uploads no file and creates no job. An `auto` batch size or learning
+//  rate multiplier (0 in TuneWork) is left out of the hyperparameters, so
+//  OpenAI picks its default ("auto").
 //  Result: answers per cell (as the local backend: one JudgeItem per
 //  question); tokens = trained_tokens of every job + prompt + completion
 //  tokens; cost_usd from cost::PriceTable::Builtin() ("openai", model name):
-//  trained tokens x training price + usage x input/output prices.
+//  trained tokens x training price + usage x input/output prices (the
+//  base_* prices for the base model's answers).
 //
 // NEVER PAYING TWICE. The task's tag is "ftb-" + 16 hex digits of SHA-256
 // over (campaign id, task id); each job adds "-e<E>". Before an upload or a

@@ -1,5 +1,6 @@
 #include "workers/provider_task.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <utility>
@@ -46,15 +47,15 @@ absl::Status ValidateProviderTuneTask(const v1::TaskAssignment& task, std::strin
         absl::StrCat(name, ": epochs and cell_ids must be non-empty and parallel"));
   }
   for (int i = 0; i < work.epochs_size(); ++i) {
-    if (work.epochs(i) == 0 || work.epochs(i) > max_epochs ||
-        (i > 0 && work.epochs(i) <= work.epochs(i - 1))) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ": epochs must be ascending, each in 1..", max_epochs, " (the provider's range)"));
+    if (work.epochs(i) > max_epochs || (i > 0 && work.epochs(i) <= work.epochs(i - 1))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": epochs must be ascending, each in 0..", max_epochs,
+                       " (0 = the base model; the provider trains 1..", max_epochs, ")"));
     }
   }
-  if (work.learning_rate_multiplier() <= 0) {
+  if (work.learning_rate_multiplier() < 0 || !std::isfinite(work.learning_rate_multiplier())) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": learning_rate_multiplier must be > 0"));
+        absl::StrCat(name, ": learning_rate_multiplier must be > 0 or auto (0)"));
   }
   return absl::OkStatus();
 }
@@ -250,6 +251,10 @@ absl::StatusOr<AnswerTotals> AnswerAllCells(const v1::TuneWork& work, const v1::
         }
         totals.prompt_tokens += entry.prompt_tokens;
         totals.completion_tokens += entry.completion_tokens;
+        if (work.epochs(c) == 0) {
+          totals.base_prompt_tokens += entry.prompt_tokens;
+          totals.base_completion_tokens += entry.completion_tokens;
+        }
         v1::JudgeItem* item = cell->add_items();
         item->set_cell_id(work.cell_ids(c));
         item->set_question_type(type);
@@ -283,11 +288,15 @@ void PriceProviderResult(std::string_view backend, const std::string& model,
                          " in the price tables; cost recorded as 0"));
     return;
   }
-  result->set_cost_usd((static_cast<double>(trained_tokens) * price->training_per_1m_tokens +
-                        static_cast<double>(totals.prompt_tokens) * price->input_per_1m_tokens +
-                        static_cast<double>(totals.completion_tokens) *
-                            price->output_per_1m_tokens) /
-                       1e6);
+  const uint64_t tuned_prompt = totals.prompt_tokens - totals.base_prompt_tokens;
+  const uint64_t tuned_completion = totals.completion_tokens - totals.base_completion_tokens;
+  result->set_cost_usd(
+      (static_cast<double>(trained_tokens) * price->training_per_1m_tokens +
+       static_cast<double>(tuned_prompt) * price->input_per_1m_tokens +
+       static_cast<double>(tuned_completion) * price->output_per_1m_tokens +
+       static_cast<double>(totals.base_prompt_tokens) * price->base_input_per_1m_tokens +
+       static_cast<double>(totals.base_completion_tokens) * price->base_output_per_1m_tokens) /
+      1e6);
 }
 
 absl::StatusOr<v1::TaskResult> AnswerAndPrice(

@@ -30,9 +30,17 @@ std::string ProviderTaskTag(std::string_view domain, const std::string& campaign
 // `artifact_dir` option, else $FTB_ARTIFACT_DIR, else ".ftb-artifacts".
 std::string ProviderArtifactDir(const BackendOptions& options);
 
+// `auto` on TuneWork.learning_rate_multiplier / batch_size (the same 0 as
+// coordinator/planner.h kAutoLearningRateMultiplier / kAutoBatchSize, which
+// workers do not link): the backend sends no value and the provider picks
+// its default.
+inline constexpr double kAutoLearningRateMultiplier = 0;
+inline constexpr uint32_t kAutoBatchSize = 0;
+
 // Checks what every provider backend needs of a task: kind TUNE, epochs
-// ascending in 1..max_epochs and parallel to cell_ids, a positive learning
-// rate multiplier. kInvalidArgument naming `backend` otherwise.
+// ascending in 0..max_epochs (0, the untuned base model, first if at all)
+// and parallel to cell_ids, a learning rate multiplier that is positive or
+// auto. kInvalidArgument naming `backend` otherwise.
 absl::Status ValidateProviderTuneTask(const v1::TaskAssignment& task, std::string_view backend,
                                       uint32_t max_epochs);
 
@@ -106,8 +114,12 @@ using AskFn =
     std::function<absl::StatusOr<AnswerCache::Entry>(const std::string& model, const v1::QaItem& q)>;
 
 struct AnswerTotals {
+  // All answers' usage, and the part of it spent on the base model (cells
+  // at epochs 0), which is priced at the base model's rates.
   uint64_t prompt_tokens = 0;
   uint64_t completion_tokens = 0;
+  uint64_t base_prompt_tokens = 0;
+  uint64_t base_completion_tokens = 0;
   size_t asked = 0;
   size_t reused = 0;
 };
@@ -124,7 +136,8 @@ absl::StatusOr<AnswerTotals> AnswerAllCells(const v1::TuneWork& work, const v1::
                                             v1::TaskResult* result);
 
 // Sets result->tokens and result->cost_usd from trained tokens and answer
-// usage at the built-in prices of (backend, model); logs when unpriced.
+// usage at the built-in prices of (backend, model) (the base_* prices for
+// the base model's share); logs when unpriced.
 void PriceProviderResult(std::string_view backend, const std::string& model,
                          uint64_t trained_tokens, const AnswerTotals& totals, TaskContext& ctx,
                          v1::TaskResult* result);

@@ -199,6 +199,14 @@ absl::StatusOr<v1::TaskResult> ReplayBackend::Run(const v1::TaskAssignment& task
                                                    v1::TaskKind_Name(task.kind())));
   }
   const v1::TuneWork& work = task.tune();
+  for (uint32_t e : work.epochs()) {
+    if (e == 0) {
+      return absl::InvalidArgumentError(
+          "replay: epochs 0 (the untuned base model) cannot be replayed: the recorded files hold "
+          "one \"<model>_response\" column per fine-tuned model and no base-model column; use "
+          "epochs of at least 1 (the spec refuses epochs 0 for replay at plan time)");
+    }
+  }
   const google::protobuf::Struct& options = work.model().options();
   for (const auto& [name, unused] : options.fields()) {
     if (name != "responses_path" && name != "recorded_model") {

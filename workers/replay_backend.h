@@ -47,7 +47,10 @@
 //       fictional_people_rephrased_w_responses.csv hold such verdicts).
 //    <file> is the file name without directories.
 //  - A replayed model has no training: every cell of the run (one per epoch
-//    count) gets the same answers. tokens and cost_usd are 0; digest is a
+//    count) gets the same answers. The published files have one response
+//    column per fine-tuned model and none for the untuned base model, so a
+//    cell at epochs 0 is refused (kInvalidArgument; the spec refuses it at
+//    plan time, naming the field). tokens and cost_usd are 0; digest is a
 //    SHA-256 hex over the model, dataset and every item's id, answer and
 //    unavailable_reason.
 // Errors (none retryable):

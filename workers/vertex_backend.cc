@@ -228,8 +228,11 @@ absl::Status Runner::EnsureJob(JobRun& run) {
                           ") found by tag ", run.tag));
     return RecordProviderIntent(ctx_, kName, "job", run.tag, run.name);
   }
-  Json hyper = {{"epochCount", run.epochs},
-                {"learningRateMultiplier", work_.learning_rate_multiplier()}};
+  Json hyper = {{"epochCount", run.epochs}};
+  // `auto` (0) sends nothing: Vertex then picks its own default.
+  if (work_.learning_rate_multiplier() != kAutoLearningRateMultiplier) {
+    hyper["learningRateMultiplier"] = work_.learning_rate_multiplier();
+  }
   if (options_.adapter_size > 0) hyper["adapterSize"] = AdapterSizeEnum(options_.adapter_size);
   Json spec = {{"trainingDatasetUri", training_uri_}, {"hyperParameters", hyper}};
   if (!options_.validation_data_uri.empty()) {
@@ -360,7 +363,15 @@ absl::StatusOr<AnswerCache::Entry> Runner::Ask(const std::string& endpoint, cons
 absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
                                            const std::string& cache_path) {
   std::vector<JobRun> runs;
+  std::map<uint32_t, std::string> endpoint_for_epoch;
   for (uint32_t e : work_.epochs()) {
+    if (e == 0) {
+      // The untuned base model, through its publisher resource.
+      endpoint_for_epoch[0] =
+          absl::StrCat("projects/", options_.project, "/locations/", options_.location,
+                       "/publishers/google/models/", work_.model().name());
+      continue;
+    }
     JobRun& run = runs.emplace_back();
     run.epochs = e;
     run.tag = absl::StrCat(tag_, "-e", e);
@@ -369,10 +380,13 @@ absl::StatusOr<v1::TaskResult> Runner::Run(const v1::Dataset& dataset,
     if (ctx_.cancelled()) return Cancelled(runs);
     FTB_RETURN_IF_ERROR(EnsureJob(run));
   }
-  FTB_RETURN_IF_ERROR(WaitForJobs(runs));
+  if (runs.empty()) {
+    ctx_.Log("vertex: epochs 0 only: the base model answers; no tuning job");
+  } else {
+    FTB_RETURN_IF_ERROR(WaitForJobs(runs));
+  }
 
   uint64_t trained_tokens = 0;
-  std::map<uint32_t, std::string> endpoint_for_epoch;
   for (const JobRun& run : runs) {
     const Json tuned = run.job.value("tunedModel", Json::object());
     const std::string endpoint = tuned.is_object() ? JsonString(tuned, "endpoint") : "";

@@ -23,6 +23,12 @@
 //  3. Asks every test question of every cell on the tuned model's endpoint
 //     (POST /v1/{tunedModel.endpoint}:generateContent: the prompt as one user
 //     turn, generationConfig{temperature 0, maxOutputTokens, seed}).
+//  EPOCHS 0 is the untuned base model (the paper's baseline): its cell is
+//  answered by projects/P/locations/L/publishers/google/models/<model>, and
+//  a task whose only epoch count is 0 creates no tuning job. An `auto`
+//  learning rate multiplier (0 in TuneWork) is left out of hyperParameters,
+//  so Vertex picks its default. Vertex tuning has no batch size: the value
+//  is not sent (`auto` says so honestly).
 //  Result: answers per cell (one JudgeItem per question); tokens = trained
 //  tokens (tuningDataStats.supervisedTuningDataStats.totalBillableTokenCount
 //  x epochCount, per job) + usageMetadata prompt + candidates tokens;

@@ -170,7 +170,9 @@ class State:
 
     def reset_stats(self):
         self.stats = {"jobs_created": 0, "generate_content": 0, "cancels": 0, "requests": {},
-                      "faults_served": 0, "unauthorized": 0, "generate_by_prompt": {}}
+                      "faults_served": 0, "unauthorized": 0, "generate_by_prompt": {},
+                      # supervisedTuningSpec.hyperParameters of each job creation, as sent.
+                      "job_hyper_parameters": []}
 
     def take_fault(self, method, path):
         for f in self.faults:
@@ -509,6 +511,7 @@ class Handler(BaseHTTPRequestHandler):
             st.jobs[job_id] = job
             st.job_order.append(job_id)
             st.stats["jobs_created"] += 1
+            st.stats["job_hyper_parameters"].append(dict(hp))
             out = public(job)
         self.send(200, out)
 
