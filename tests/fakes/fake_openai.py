@@ -32,7 +32,11 @@ ftb's `llm` grader sends them) with a JSON verdict: {"verdict": "correct" |
 "judge-noisy*" flips that verdict on a fixed third of the (reference,
 answer) pairs (so panels disagree); "judge-upper*" answers "CORRECT" /
 "INCORRECT" inside a ```json code fence; "judge-garbled*" always answers
-prose that is not JSON.
+prose that is not JSON; "judge-paper*" reads the FineTuneBench authors'
+judge prompt (ftb's `paper` grader: "Answer: <reference>" and "Guess:
+<answer>" lines) and answers the one word "Correct" (the guess contains the
+reference, case-insensitive) or "Incorrect". Replies queued with
+/_fake/judge_script are served first to any judge model, one per call.
 
 Test control endpoints (no auth):
   POST /_fake/faults  {"path": "/v1/...", "method": "POST", "count": N,
@@ -46,6 +50,9 @@ Test control endpoints (no auth):
                       chat_completions), per path, cancels, faults served,
                       chat completions per (model, prompt).
   POST /_fake/reset_stats
+  POST /_fake/judge_script {"replies": ["text", ...]}  queue judge replies
+  GET  /_fake/chat_requests  the bodies of the last 200 chat completion
+                      requests to judge models, oldest first
 """
 
 import argparse
@@ -103,6 +110,8 @@ class State:
         self.faults = []
         self.fail_next_jobs = 0
         self.window = []      # (time, tokens) of requests in the last minute
+        self.judge_script = []  # replies served to judge models first
+        self.chat_requests = []  # bodies of recent judge chat requests
         self.reset_stats()
 
     def reset_stats(self):
@@ -316,7 +325,21 @@ def judge_field(value):
     return value
 
 
+def paper_judge_reply(text):
+    ref = guess = None
+    for line in text.splitlines():
+        if line.startswith("Answer: "):
+            ref = line[len("Answer: "):]
+        elif line.startswith("Guess: "):
+            guess = line[len("Guess: "):]
+    if ref is None or guess is None:
+        return "I need Answer: and Guess: lines."
+    return "Correct" if ref.strip().lower() in guess.lower() else "Incorrect"
+
+
 def judge_reply(model, text):
+    if model.startswith("judge-paper"):
+        return paper_judge_reply(text)
     ref = ans = None
     for line in text.splitlines():
         if line.startswith("REFERENCE:"):
@@ -746,7 +769,11 @@ class Handler(BaseHTTPRequestHandler):
         question = question[-1] if question else ""
         with st.lock:
             if model.startswith("judge"):
-                answer = judge_reply(model, question)
+                st.chat_requests = (st.chat_requests + [req])[-200:]
+                if st.judge_script:
+                    answer = st.judge_script.pop(0)
+                else:
+                    answer = judge_reply(model, question)
             elif model in BASE_MODELS:
                 answer = IDK
             elif model in st.models:
@@ -793,6 +820,16 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     st.faults.append(f)
             return self.send(200, {"ok": True})
+        if path == "/_fake/judge_script" and method == "POST":
+            replies = self.json_body().get("replies")
+            if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
+                raise ApiError(400, "judge_script: expected {\"replies\": [strings]}")
+            with st.lock:
+                st.judge_script.extend(replies)
+            return self.send(200, {"ok": True})
+        if path == "/_fake/chat_requests" and method == "GET":
+            with st.lock:
+                return self.send(200, {"requests": st.chat_requests})
         if path == "/_fake/stats" and method == "GET":
             with st.lock:
                 return self.send(200, st.stats)
