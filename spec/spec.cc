@@ -28,7 +28,6 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -217,13 +216,7 @@ std::string Quote(absl::string_view s) {
         out += "\\t";
         break;
       default:
-        // Other control characters (ESC of terminal escape codes, BEL, DEL)
-        // as \xNN: an error message must not drive the user's terminal.
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
+        out += c;
     }
   }
   out += "\"";
@@ -238,9 +231,6 @@ std::string Describe(const YAML::Node& node) {
     case YAML::NodeType::Sequence:
       return node.size() == 0 ? "an empty list" : "a list";
     case YAML::NodeType::Map:
-      case '\r':
-        out += "\\r";
-        break;
       return node.size() == 0 ? "an empty mapping" : "a mapping";
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -406,8 +396,7 @@ class Parser {
     int line = mark.is_null() ? 1 : mark.line + 1;
     int column = mark.is_null() ? 1 : mark.column + 1;
     return absl::InvalidArgumentError(
-        absl::StrCat(filename_, ":", line, ":", column, ": ", EscapeControl(path), ": ",
-                     EscapeControl(message)));
+        absl::StrCat(filename_, ":", line, ":", column, ": ", path, ": ", message));
   }
   absl::Status Expected(const Field& f, absl::string_view expected, absl::string_view got) const {
     return ErrorAt(f.mark, f.path, absl::StrCat("expected ", expected, ", got ", got));
