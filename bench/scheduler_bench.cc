@@ -229,6 +229,7 @@ v1::CompleteTasksRequest Completions(const std::string& worker_id,
     v1::TaskCompletion* c = r.add_completions();
     c->set_task_id(t.task_id());
     c->set_attempt(t.attempt());
+    c->set_lease_token(t.lease_token());
     *c->mutable_result() = workers::TestBackend::ExpectedResult(t.tune());
   }
   return r;

@@ -63,7 +63,12 @@ struct CoordinatorCommandOptions {
   // auth_token_file, else $FTB_AUTH_TOKEN, else none is required.
   std::string tls_cert_file, tls_key_file, tls_client_ca_file;
   std::string auth_token_file;
+  // Workers' own token (coordinator/auth.h): with it, auth_token_file's
+  // token is the user token only. Empty = single-token mode.
+  std::string worker_token_file;
   bool allow_anonymous_read = false;
+  // /metrics needs HTTP Basic auth with the user token as password.
+  bool metrics_require_token = false;
   uint64_t max_campaign_cells = 5'000'000;
   int max_message_bytes = 64 << 20;
   double max_submissions_per_minute = 60;
@@ -90,6 +95,12 @@ absl::Status Cancel(const ClientOptions& client, const std::string& campaign_id,
 // Negative = leave unchanged; 0 = remove the limit.
 absl::Status Budget(const ClientOptions& client, const std::string& campaign_id, double usd,
                     double per_cell_usd, std::ostream& out);
+// `ftb delete`: removes an ended campaign's records from the coordinator.
+// With `keep_report_dir`, first writes report.{md,json,csv,html} there
+// (from ExportCampaign, as `ftb report --coordinator`); nothing is deleted
+// if that fails. kFailedPrecondition for a running or paused campaign.
+absl::Status Delete(const ClientOptions& client, const std::string& campaign_id,
+                    const std::string& keep_report_dir, std::ostream& out);
 
 }  // namespace ftb::cli
 

@@ -92,8 +92,15 @@ int main(int argc, char** argv) {
   coord_cmd->add_option("--auth-token-file", coord.auth_token_file,
                         "File holding the token clients must send (default: $FTB_AUTH_TOKEN; "
                         "neither = no token required)");
+  coord_cmd->add_option("--worker-token-file", coord.worker_token_file,
+                        "File holding the workers' own token: workers must send it and it "
+                        "admits only worker RPCs, while --auth-token-file's token admits only "
+                        "user RPCs (default: one token for both)");
   coord_cmd->add_flag("--allow-anonymous-read", coord.allow_anonymous_read,
                       "Let the reads (status, watch, report) through without a token");
+  coord_cmd->add_flag("--metrics-require-token", coord.metrics_require_token,
+                      "Serve /metrics only with HTTP Basic auth whose password is the "
+                      "--auth-token-file token (it names campaigns and models)");
   coord_cmd->add_option("--max-campaign-cells", coord.max_campaign_cells,
                         "Largest campaign accepted, in cells")
       ->capture_default_str();
@@ -166,6 +173,17 @@ int main(int argc, char** argv) {
   budget->callback([&] {
     exit_code =
         Finish(ftb::cli::Budget(client, campaign_id, budget_usd, budget_per_cell, std::cout));
+  });
+
+  std::string keep_report_dir;
+  auto* delete_cmd = app.add_subcommand(
+      "delete", "Delete an ended campaign's records from the coordinator");
+  delete_cmd->add_option("id", campaign_id, "Campaign id")->required();
+  delete_cmd->add_option("--keep-report", keep_report_dir,
+                         "Write report.{md,json,csv,html} into this directory first");
+  add_client(delete_cmd);
+  delete_cmd->callback([&] {
+    exit_code = Finish(ftb::cli::Delete(client, campaign_id, keep_report_dir, std::cout));
   });
 
   ftb::cli::WorkerCommandOptions worker;

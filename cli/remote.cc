@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -15,6 +16,7 @@
 #include "common/grpc_security.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
+#include "coordinator/limits.h"
 #include "coordinator/service.h"
 #include "cost/price_table.h"
 #include "ftb/v1/coordinator.grpc.pb.h"
@@ -36,10 +38,15 @@ absl::StatusOr<std::unique_ptr<v1::Coordinator::Stub>> Connect(const ClientOptio
   security.tls_cert_file = client.tls_cert_file;
   security.tls_key_file = client.tls_key_file;
   FTB_ASSIGN_OR_RETURN(security.auth_token, ResolveAuthToken(client.auth_token_file));
+  // Replies as large as the coordinator accepts requests (coordinator/
+  // limits.h): whatever it stored, a client can read back.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(coordinator::limits::kMaxMessageBytes);
   FTB_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
-                       CreateSecureChannel(client.coordinator, security));
+                       CreateSecureChannel(client.coordinator, security, args));
   return v1::Coordinator::NewStub(channel);
 }
+
 
 void SetDeadline(grpc::ClientContext* ctx, const ClientOptions& client) {
   ctx->set_deadline(std::chrono::system_clock::now() +
@@ -55,6 +62,24 @@ absl::Status Rpc(const ClientOptions& client, const grpc::Status& status) {
                                                " unreachable: ", s.message()));
   }
   return s;
+}
+
+// Every campaign, page by page (ListCampaigns pages hold at most
+// limits::kMaxPageSize), in submission order.
+absl::StatusOr<std::vector<v1::CampaignProgress>> ListAll(v1::Coordinator::Stub& stub,
+                                                          const ClientOptions& client) {
+  std::vector<v1::CampaignProgress> all;
+  v1::ListCampaignsRequest request;
+  request.set_page_size(coordinator::limits::kMaxPageSize);
+  while (true) {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, client);
+    v1::ListCampaignsResponse page;
+    FTB_RETURN_IF_ERROR(Rpc(client, stub.ListCampaigns(&ctx, request, &page)));
+    for (v1::CampaignProgress& p : *page.mutable_campaigns()) all.push_back(std::move(p));
+    if (page.next_page_token().empty()) return all;
+    request.set_page_token(page.next_page_token());
+  }
 }
 
 std::string StateName(v1::CampaignState s) {
@@ -91,6 +116,19 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   o.security.tls_key_file = options.tls_key_file;
   o.security.tls_client_ca_file = options.tls_client_ca_file;
   o.security.allow_anonymous_read = options.allow_anonymous_read;
+  o.metrics_require_token = options.metrics_require_token;
+  if (!options.worker_token_file.empty()) {
+    FTB_ASSIGN_OR_RETURN(o.security.worker_token,
+                         ReadSecretFile(options.worker_token_file, "--worker-token-file"));
+    while (!o.security.worker_token.empty() &&
+           absl::ascii_isspace(static_cast<unsigned char>(o.security.worker_token.back()))) {
+      o.security.worker_token.pop_back();
+    }
+    if (o.security.worker_token.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--worker-token-file ", options.worker_token_file, ": empty"));
+    }
+  }
   o.security.max_submissions_per_minute = options.max_submissions_per_minute;
   FTB_ASSIGN_OR_RETURN(o.security.auth_token, ResolveAuthToken(options.auth_token_file));
   std::unique_ptr<cost::PriceTable> prices;
@@ -106,7 +144,9 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   out << "; " << (o.security.tls_cert_file.empty() ? "plaintext"
                   : o.security.tls_client_ca_file.empty() ? "TLS"
                                                            : "mutual TLS")
-      << (o.security.auth_token.empty() ? ", no token required" : ", token required")
+      << (o.security.auth_token.empty()      ? ", no token required"
+          : o.security.worker_token.empty() ? ", token required (one token for users and workers)"
+                                            : ", user and worker tokens required")
       << (!o.security.auth_token.empty() && o.security.allow_anonymous_read
               ? " (reads anonymous)" : "");
   out << std::endl;
@@ -124,14 +164,11 @@ absl::StatusOr<std::string> ExportCampaign(const ClientOptions& client,
   FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
   std::string id = campaign_id;
   if (id.empty()) {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx, client);
-    v1::ListCampaignsResponse list;
-    FTB_RETURN_IF_ERROR(Rpc(client, stub->ListCampaigns(&ctx, {}, &list)));
-    if (list.campaigns().empty()) {
+    FTB_ASSIGN_OR_RETURN(std::vector<v1::CampaignProgress> list, ListAll(*stub, client));
+    if (list.empty()) {
       return absl::NotFoundError(absl::StrCat("no campaigns on ", client.coordinator));
     }
-    id = list.campaigns(list.campaigns_size() - 1).campaign_id();  // submission order
+    id = list.back().campaign_id();  // submission order
   }
   // The whole export shares one deadline, scaled for large campaigns.
   grpc::ClientContext ctx;
@@ -196,7 +233,8 @@ absl::Status Status(const ClientOptions& client, const std::string& campaign_id,
   jopts.preserve_proto_field_names = true;
   if (campaign_id.empty()) {
     v1::ListCampaignsResponse response;
-    FTB_RETURN_IF_ERROR(Rpc(client, stub->ListCampaigns(&ctx, {}, &response)));
+    FTB_ASSIGN_OR_RETURN(std::vector<v1::CampaignProgress> all, ListAll(*stub, client));
+    for (v1::CampaignProgress& p : all) *response.add_campaigns() = std::move(p);
     if (json) {
       std::string s;
       (void)google::protobuf::util::MessageToJsonString(response, &s, jopts);
@@ -272,6 +310,67 @@ absl::Status Budget(const ClientOptions& client, const std::string& campaign_id,
   FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
   FTB_RETURN_IF_ERROR(Rpc(client, stub->UpdateBudget(&ctx, request, &response)));
   out << ProgressLine(response.progress()) << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace ftb::cli
+
+namespace ftb::cli {
+
+absl::Status Delete(const ClientOptions& client, const std::string& campaign_id,
+                    const std::string& keep_report_dir, std::ostream& out) {
+  FTB_ASSIGN_OR_RETURN(auto stub, Connect(client));
+  {
+    // Refuse early (the coordinator refuses too) so no report is written
+    // for a campaign that will not be deleted.
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, client);
+    v1::GetCampaignRequest request;
+    request.set_campaign_id(campaign_id);
+    v1::GetCampaignResponse response;
+    FTB_RETURN_IF_ERROR(Rpc(client, stub->GetCampaign(&ctx, request, &response)));
+    v1::CampaignState state = response.progress().state();
+    if (state != v1::CAMPAIGN_STATE_SUCCEEDED && state != v1::CAMPAIGN_STATE_FAILED &&
+        state != v1::CAMPAIGN_STATE_CANCELLED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("campaign ", campaign_id, " is ", StateName(state),
+                       "; only a succeeded, failed or cancelled campaign can be deleted (`ftb "
+                       "cancel ",
+                       campaign_id, "` first)"));
+    }
+  }
+  if (!keep_report_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(keep_report_dir, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("--keep-report ", keep_report_dir, ": ", ec.message()));
+    }
+    for (const char* format : {"md", "json", "csv", "html"}) {
+      ReportOptions report;
+      report.online = true;
+      report.client = client;
+      report.campaign_id = campaign_id;
+      report.format = format;
+      report.out_path = (std::filesystem::path(keep_report_dir) /
+                         absl::StrCat("report.", format)).string();
+      std::ostringstream ignored;
+      absl::Status s = Report(report, ignored);
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("--keep-report: ", s.message(),
+                                                   "; nothing was deleted"));
+      }
+    }
+    out << "report of " << campaign_id << " written to " << keep_report_dir
+        << "/report.{md,json,csv,html}\n";
+  }
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, client);
+  v1::DeleteCampaignRequest request;
+  request.set_campaign_id(campaign_id);
+  v1::DeleteCampaignResponse response;
+  FTB_RETURN_IF_ERROR(Rpc(client, stub->DeleteCampaign(&ctx, request, &response)));
+  out << "deleted " << campaign_id << " (" << response.records_deleted() << " records)\n";
   return absl::OkStatus();
 }
 

@@ -26,6 +26,17 @@ bool IsReadOnly(std::string_view method) {
          name == "ExportCampaign";
 }
 
+}  // namespace
+
+bool IsWorkerMethod(std::string_view method) {
+  if (!method.starts_with(kCoordinatorPrefix)) return false;
+  std::string_view name = method.substr(kCoordinatorPrefix.size());
+  return name == "RegisterWorker" || name == "LeaseTasks" || name == "Heartbeat" ||
+         name == "CompleteTasks" || name == "FailTask" || name == "RecordTaskIntent";
+}
+
+namespace {
+
 std::array<uint8_t, 32> Digest(std::string_view s) {
   Sha256 h;
   h.Update(s);
@@ -143,8 +154,12 @@ class AuthorizingServerCredentials final : public grpc::ServerCredentials {
 
 CallAuthorizer::CallAuthorizer(const ServerSecurityOptions& options, const Clock* clock)
     : requires_token_(!options.auth_token.empty()),
+      separate_worker_token_(!options.auth_token.empty() && !options.worker_token.empty()),
       allow_anonymous_read_(options.allow_anonymous_read) {
   if (requires_token_) expected_digest_ = Digest(absl::StrCat("Bearer ", options.auth_token));
+  if (separate_worker_token_) {
+    worker_digest_ = Digest(absl::StrCat("Bearer ", options.worker_token));
+  }
   if (options.max_submissions_per_minute > 0) {
     submissions_ = std::make_unique<RateLimiter>(clock, options.max_submissions_per_minute,
                                                  options.max_submissions_per_minute);
@@ -155,7 +170,28 @@ absl::Status CallAuthorizer::Authorize(std::string_view method,
                                        const std::optional<std::string_view>& authorization,
                                        const std::string& identity) {
   if (method.starts_with(kHealthPrefix)) return absl::OkStatus();
-  if (requires_token_) {
+  if (separate_worker_token_ && authorization.has_value()) {
+    const std::array<uint8_t, 32> digest = Digest(*authorization);
+    const bool user = ConstantTimeEqual(digest, expected_digest_);
+    const bool worker = ConstantTimeEqual(digest, worker_digest_);
+    const bool worker_method = IsWorkerMethod(method);
+    if (worker_method && user) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          std::string(method), ": a user token cannot call worker RPCs (workers use the "
+                               "coordinator's --worker-token-file token)"));
+    }
+    if (!worker_method && worker) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          std::string(method), ": a worker token can only call worker RPCs (register, lease, "
+                               "heartbeat, complete, fail, record intents)"));
+    }
+    if (!user && !worker) {
+      return absl::UnauthenticatedError(absl::StrCat(
+          std::string(method), ": invalid token (expected 'authorization: Bearer <token>' with "
+                               "the coordinator's ",
+          worker_method ? "worker" : "user", " token)"));
+    }
+  } else if (requires_token_) {
     if (!authorization.has_value()) {
       if (!(allow_anonymous_read_ && IsReadOnly(method))) {
         return absl::UnauthenticatedError(absl::StrCat(
@@ -185,6 +221,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     return absl::InvalidArgumentError(
         "--tls-cert and --tls-key: give both (the coordinator's certificate and its key) or "
         "neither");
+  }
+  if (!options.worker_token.empty() && options.auth_token.empty()) {
+    return absl::InvalidArgumentError(
+        "--worker-token-file needs a user token too (--auth-token-file or $FTB_AUTH_TOKEN): "
+        "otherwise anyone could submit while only workers need a token");
+  }
+  if (!options.worker_token.empty() && options.worker_token == options.auth_token) {
+    return absl::InvalidArgumentError(
+        "--worker-token-file: the worker token equals the user token; give each role its own "
+        "(or omit --worker-token-file for single-token mode)");
   }
   const bool tls = !options.tls_cert_file.empty();
   if (!tls && !options.tls_client_ca_file.empty()) {

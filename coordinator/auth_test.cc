@@ -6,6 +6,7 @@
 #include <chrono>
 #include <functional>
 
+#include "absl/strings/str_cat.h"
 #include "common/grpc_security.h"
 #include "coordinator/service.h"
 #include "gmock/gmock.h"
@@ -84,6 +85,48 @@ TEST(CallAuthorizerTest, NoTokenConfiguredMeansNoTokenChecks) {
   EXPECT_FALSE(a.requires_token());
   EXPECT_TRUE(a.Authorize(kSubmit, std::nullopt, "shared").ok());
   EXPECT_TRUE(a.Authorize(kComplete, std::string_view("Bearer anything"), "shared").ok());
+}
+
+// Issue 18 item 3: with a worker token, each credential admits only its
+// own role's RPCs (before, the one token admitted everything).
+TEST(CallAuthorizerTest, WorkerAndUserTokensAdmitOnlyTheirOwnRpcs) {
+  FakeClock clock;
+  ServerSecurityOptions options;
+  options.auth_token = kToken;
+  options.worker_token = "wtok-81c0d2b7e4a95f36";
+  CallAuthorizer a(options, &clock);
+  const std::string user = absl::StrCat("Bearer ", kToken);
+  const std::string worker = absl::StrCat("Bearer ", options.worker_token);
+  for (const char* m : {"/ftb.v1.Coordinator/RegisterWorker", "/ftb.v1.Coordinator/LeaseTasks",
+                        "/ftb.v1.Coordinator/Heartbeat", kComplete,
+                        "/ftb.v1.Coordinator/FailTask", "/ftb.v1.Coordinator/RecordTaskIntent"}) {
+    EXPECT_TRUE(IsWorkerMethod(m)) << m;
+    EXPECT_TRUE(a.Authorize(m, std::string_view(worker), "shared").ok()) << m;
+    absl::Status s = a.Authorize(m, std::string_view(user), "shared");
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << m;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("a user token cannot call worker"));
+  }
+  for (const char* m : {kSubmit, "/ftb.v1.Coordinator/CancelCampaign",
+                        "/ftb.v1.Coordinator/UpdateBudget", "/ftb.v1.Coordinator/DeleteCampaign",
+                        kList, "/ftb.v1.Coordinator/GetCampaign"}) {
+    EXPECT_FALSE(IsWorkerMethod(m)) << m;
+    EXPECT_TRUE(a.Authorize(m, std::string_view(user), "shared").ok()) << m;
+    EXPECT_EQ(a.Authorize(m, std::string_view(worker), "shared").code(),
+              absl::StatusCode::kPermissionDenied)
+        << m;
+  }
+  EXPECT_EQ(a.Authorize(kComplete, std::string_view("Bearer other"), "shared").code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(a.Authorize(kComplete, std::nullopt, "shared").code(),
+            absl::StatusCode::kUnauthenticated);
+  // A worker token needs a user token beside it, and must differ from it.
+  ServerSecurityOptions only_worker;
+  only_worker.worker_token = "w";
+  EXPECT_EQ(MakeServerCredentials(only_worker).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ServerSecurityOptions same;
+  same.auth_token = same.worker_token = "t";
+  EXPECT_EQ(MakeServerCredentials(same).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(CallAuthorizerTest, SubmissionsAreRateLimitedPerIdentityOtherCallsAreNot) {
@@ -223,6 +266,7 @@ TEST_F(SecuredCoordinatorTest, MissingOrWrongTokenIsUnauthenticatedAndChangesNot
   auto* c = complete.add_completions();
   c->set_task_id(leased.tasks(0).task_id());
   c->set_attempt(leased.tasks(0).attempt());
+  c->set_lease_token(leased.tasks(0).lease_token());
   c->mutable_result()->set_digest("forged");
   for (auto* stub : {none.get(), wrong.get()}) {
     v1::CompleteTasksResponse out;

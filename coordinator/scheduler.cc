@@ -6,12 +6,20 @@
 #include <cmath>
 #include <set>
 
+#include <cstring>
+#include <random>
+
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "coordinator/cost_estimate.h"
+#include "coordinator/limits.h"
+#include "datasets/dataset.h"
 #include "storage/keys.h"
 
 namespace ftb::coordinator {
@@ -70,6 +78,9 @@ struct Scheduler::Campaign {
   // (a JSON dump) to recompute for each cell a lease or a result names.
   std::vector<std::string> options_json;
   std::optional<CellIdHasher> cell_ids;  // set with the plan
+  // Position in the scheduler's list (increasing in campaigns_), for
+  // ListCampaigns page tokens.
+  uint64_t list_seq = 0;
 
   const std::string& id() const { return record.id(); }
   // Work may still be reported (running or paused by its budget).
@@ -144,9 +155,135 @@ absl::StatusOr<Scheduler::TaskRef> Scheduler::ParseTaskId(const std::string& tas
 }
 
 uint32_t Scheduler::InternWorker(const std::string& worker_id) {
-  auto [it, inserted] = worker_index_.try_emplace(worker_id, worker_names_.size());
-  if (inserted) worker_names_.push_back(worker_id);
-  return it->second;
+  if (auto it = worker_index_.find(worker_id); it != worker_index_.end()) return it->second;
+  uint32_t index;
+  if (!free_worker_slots_.empty()) {
+    index = free_worker_slots_.back();
+    free_worker_slots_.pop_back();
+    worker_names_[index] = worker_id;
+    worker_refs_[index] = 0;
+  } else {
+    index = static_cast<uint32_t>(worker_names_.size());
+    worker_names_.push_back(worker_id);
+    worker_refs_.push_back(0);
+  }
+  worker_index_.emplace(worker_id, index);
+  return index;
+}
+
+void Scheduler::AddWorkerRef(uint32_t worker) { ++worker_refs_[worker]; }
+
+void Scheduler::DropWorkerRef(uint32_t worker) {
+  if (worker_refs_[worker] > 0) --worker_refs_[worker];
+  MaybeFreeWorkerName(worker);
+}
+
+void Scheduler::MaybeFreeWorkerName(uint32_t worker) {
+  if (worker_refs_[worker] != 0 || workers_.contains(worker)) return;
+  auto it = worker_index_.find(worker_names_[worker]);
+  if (it == worker_index_.end() || it->second != worker) return;  // already free
+  worker_index_.erase(it);
+  std::string().swap(worker_names_[worker]);
+  free_worker_slots_.push_back(worker);
+}
+
+void Scheduler::EvictIdleWorkers() {
+  const int64_t now = clock_->NowMs();
+  if (now < next_evict_ms_) return;
+  next_evict_ms_ = now + 1000;
+  std::vector<uint32_t> idle;
+  for (const auto& [index, w] : workers_) {
+    if (now - w->last_seen_ms > options_.worker_evict_ms) idle.push_back(index);
+  }
+  for (uint32_t index : idle) {
+    workers_.erase(index);
+    MaybeFreeWorkerName(index);
+  }
+}
+
+// --- lease tokens -------------------------------------------------------------
+
+namespace {
+
+constexpr size_t kLeaseSecretBytes = 32;
+
+// HMAC-SHA256 (RFC 2104) of `message` under `key` (at most one block).
+std::array<uint8_t, 32> HmacSha256(std::string_view key, std::string_view message) {
+  std::array<char, 64> k{};
+  std::memcpy(k.data(), key.data(), std::min(key.size(), k.size()));
+  std::string ipad(64, '\0'), opad(64, '\0');
+  for (size_t i = 0; i < 64; ++i) {
+    ipad[i] = static_cast<char>(k[i] ^ 0x36);
+    opad[i] = static_cast<char>(k[i] ^ 0x5c);
+  }
+  Sha256 inner;
+  inner.Update(ipad);
+  inner.Update(message);
+  std::array<uint8_t, 32> inner_digest = inner.Finish();
+  Sha256 outer;
+  outer.Update(opad);
+  outer.Update(std::string_view(reinterpret_cast<const char*>(inner_digest.data()),
+                                inner_digest.size()));
+  return outer.Finish();
+}
+
+// No early exit: timing does not tell how much of a guess matched.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  volatile uint8_t diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = diff | (a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace
+
+absl::Status Scheduler::LoadLeaseSecret() {
+  if (!lease_secret_.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> stored = store_->Get(keys::kLeaseSecretKey);
+  if (stored.ok()) {
+    if (stored->size() != kLeaseSecretBytes) {
+      return absl::DataLossError(absl::StrCat("state record ", keys::kLeaseSecretKey,
+                                              ": expected ", kLeaseSecretBytes,
+                                              " bytes, got ", stored->size()));
+    }
+    lease_secret_ = *std::move(stored);
+    return absl::OkStatus();
+  }
+  if (!absl::IsNotFound(stored.status())) return stored.status();
+  std::random_device random;  // the OS's entropy source (getrandom on Linux)
+  std::string secret(kLeaseSecretBytes, '\0');
+  for (size_t i = 0; i < secret.size(); i += 4) {
+    uint32_t r = random();
+    std::memcpy(&secret[i], &r, std::min<size_t>(4, secret.size() - i));
+  }
+  // Durable with the first lease that uses it (same batch or an earlier one).
+  batch_.Put(keys::kLeaseSecretKey, secret);
+  lease_secret_ = std::move(secret);
+  return absl::OkStatus();
+}
+
+std::string Scheduler::LeaseToken(const Campaign& c, uint32_t task, uint32_t attempt) const {
+  std::array<uint8_t, 32> mac =
+      HmacSha256(lease_secret_, absl::StrCat("ftb.lease.v1\n", TaskId(c, task), "\n", attempt));
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(mac.data()), 16));
+}
+
+absl::Status Scheduler::CheckLease(const Campaign& c, uint32_t task, uint32_t attempt,
+                                   const std::string& worker_id, const std::string& token,
+                                   const std::string& field) const {
+  bool ok = !lease_secret_.empty() && ConstantTimeEquals(token, LeaseToken(c, task, attempt));
+  const TaskSlot& s = c.tasks[task];
+  if (ok && s.state == v1::TASK_STATE_LEASED && s.attempt == attempt) {
+    auto wi = worker_index_.find(worker_id);
+    ok = wi != worker_index_.end() && wi->second == s.worker;
+  }
+  if (ok) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(
+      field, ": not the lease token of task ", TaskId(c, task), " attempt ", attempt,
+      token.empty() ? " (none sent)" : "",
+      "; only the worker holding that lease (the token came with its TaskAssignment) may "
+      "report on it"));
 }
 
 // --- building campaigns -----------------------------------------------------
@@ -224,6 +361,7 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const v1::CampaignSpec& spec,
   c->pending = c->runs;
   for (uint32_t t = 0; t < c->runs; ++t) Enqueue(*c, t);
   Campaign* raw = c.get();
+  raw->list_seq = next_list_seq_++;
   by_id_[raw->id()] = raw;
   if (!request_id.empty()) by_request_id_[request_id] = raw;
   campaigns_.push_back(std::move(c));
@@ -236,6 +374,7 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const v1::CampaignSpec& spec,
 // --- recovery -----------------------------------------------------------------
 
 absl::Status Scheduler::Recover() {
+  FTB_RETURN_IF_ERROR(LoadLeaseSecret());
   std::vector<v1::Campaign> records;
   absl::Status scan_status;
   FTB_RETURN_IF_ERROR(store_->Scan(keys::kCampaignPrefix, {}, [&](std::string_view key,
@@ -291,6 +430,7 @@ absl::Status Scheduler::Recover() {
             s.not_before_ms = 0;
           } else if (tr.state() == v1::TASK_STATE_LEASED) {
             s.worker = InternWorker(tr.worker_id());
+            AddWorkerRef(s.worker);
             s.lease_deadline_ms = std::max(tr.lease_deadline_ms(), now + c->LeaseMs());
           }
           c->cost_usd += tr.cost_usd();
@@ -366,6 +506,7 @@ absl::Status Scheduler::Recover() {
       }
     }
     Campaign* raw = c.get();
+    raw->list_seq = next_list_seq_++;
     by_id_[id] = raw;
     if (!raw->record.request_id().empty()) by_request_id_[raw->record.request_id()] = raw;
     campaigns_.push_back(std::move(c));
@@ -410,6 +551,7 @@ void Scheduler::Tick() {
                                      " stopped heartbeating (attempt ", s.attempt, ")");
     FailAttempt(c, e.task, error, /*retryable=*/true);
   }
+  EvictIdleWorkers();
 }
 
 // --- workers ------------------------------------------------------------------
@@ -432,6 +574,7 @@ v1::RegisterWorkerResponse Scheduler::RegisterWorker(const v1::RegisterWorkerReq
 
 absl::StatusOr<v1::LeaseTasksResponse> Scheduler::Lease(const v1::LeaseTasksRequest& request) {
   FTB_RETURN_IF_ERROR(CheckUsable());
+  FTB_RETURN_IF_ERROR(LoadLeaseSecret());
   if (request.max_tasks() < 1 || request.max_tasks() > options_.max_lease_batch) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_tasks: expected 1..", options_.max_lease_batch, ", got ", request.max_tasks()));
@@ -485,6 +628,7 @@ void Scheduler::LeaseOne(Campaign& c, uint32_t task, uint32_t worker, v1::TaskAs
   s.state = v1::TASK_STATE_LEASED;
   ++s.attempt;
   s.worker = worker;
+  AddWorkerRef(worker);
   s.leased_at_ms = clock_->NowMs();
   s.lease_deadline_ms = s.leased_at_ms + c.LeaseMs();
   --c.pending;
@@ -518,6 +662,7 @@ void Scheduler::FillAssignment(const Campaign& c, uint32_t task, v1::TaskAssignm
   out->set_backend(c.BackendOf(task));
   out->set_campaign_id(c.id());
   out->set_lease_deadline_ms(s.lease_deadline_ms);
+  out->set_lease_token(LeaseToken(c, task, s.attempt));
   if (auto it = c.intents.find(task); it != c.intents.end()) {
     *out->mutable_intents() = it->second.intents();
   }
@@ -568,7 +713,9 @@ absl::StatusOr<v1::HeartbeatResponse> Scheduler::Heartbeat(
       Campaign& c = *t->campaign;
       TaskSlot& s = c.tasks[t->task];
       if (c.active() && s.state == v1::TASK_STATE_LEASED && s.attempt == ref.attempt() &&
-          s.worker == wi->second) {
+          s.worker == wi->second &&
+          CheckLease(c, t->task, ref.attempt(), request.worker_id(), ref.lease_token(), "")
+              .ok()) {
         s.lease_deadline_ms = now + c.LeaseMs();
         lease_heap_.push({s.lease_deadline_ms, &c, t->task, s.attempt});
         deadline = s.lease_deadline_ms;
@@ -586,7 +733,6 @@ absl::StatusOr<v1::CompleteTasksResponse> Scheduler::Complete(
   FTB_RETURN_IF_ERROR(CheckUsable());
   // Validate everything before changing anything.
   std::vector<absl::StatusOr<TaskRef>> refs;
-  std::vector<uint32_t> cells;
   for (const v1::TaskCompletion& done : request.completions()) {
     absl::StatusOr<TaskRef> ref = ParseTaskId(done.task_id());
     if (!ref.ok() && ref.status().code() == absl::StatusCode::kInvalidArgument) {
@@ -594,22 +740,11 @@ absl::StatusOr<v1::CompleteTasksResponse> Scheduler::Complete(
     }
     if (ref.ok()) {
       const Campaign& c = *ref->campaign;
-      if (ref->task >= c.runs && done.result().answers_size() > 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("task ", done.task_id(), " is a JUDGE task: it returns verdicts"));
-      }
-      if (ref->task < c.runs && done.result().answers_size() > 0) {
-        CellsOfTask(c, ref->task, &cells);
-        std::set<std::string> ids;
-        for (uint32_t cell : cells) ids.insert(CellIdOf(c, cell));
-        for (const v1::CellAnswers& a : done.result().answers()) {
-          if (!ids.contains(a.cell_id())) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                "task ", done.task_id(), ": answers for cell ", a.cell_id(),
-                " which the task does not serve"));
-          }
-        }
-      }
+      const std::string field = absl::StrCat("completions[", refs.size(), "]");
+      FTB_RETURN_IF_ERROR(CheckLease(c, ref->task, done.attempt(), request.worker_id(),
+                                     done.lease_token(), absl::StrCat(field, ".lease_token")));
+      FTB_RETURN_IF_ERROR(
+          ValidateResult(c, ref->task, done.result(), absl::StrCat(field, ".result")));
     }
     refs.push_back(std::move(ref));
   }
@@ -638,6 +773,169 @@ absl::StatusOr<v1::CompleteTasksResponse> Scheduler::Complete(
   return response;
 }
 
+namespace {
+
+constexpr std::string_view kVerdicts[] = {"correct",   "incorrect", "stale",
+                                          "abstained", "no_answer", "error"};
+
+absl::Status TooLong(const std::string& field, size_t size, size_t limit) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": at most ", limit, " bytes, got ", size));
+}
+
+}  // namespace
+
+absl::Status Scheduler::ValidateResult(const Campaign& c, uint32_t task,
+                                       const v1::TaskResult& result,
+                                       const std::string& field) const {
+  if (!std::isfinite(result.cost_usd()) || result.cost_usd() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".cost_usd: expected a finite number >= 0, got ", result.cost_usd()));
+  }
+  if (result.tokens() > limits::kMaxTokens) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".tokens: at most ", limits::kMaxTokens,
+                                                   ", got ", result.tokens()));
+  }
+  if (result.digest().size() > limits::kMaxDigestBytes) {
+    return TooLong(field + ".digest", result.digest().size(), limits::kMaxDigestBytes);
+  }
+  if (result.notes_size() > limits::kMaxNotes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".notes: at most ", limits::kMaxNotes,
+                                                   " entries, got ", result.notes_size()));
+  }
+  for (int i = 0; i < result.notes_size(); ++i) {
+    if (result.notes(i).size() > limits::kMaxNoteBytes) {
+      return TooLong(absl::StrCat(field, ".notes[", i, "]"), result.notes(i).size(),
+                     limits::kMaxNoteBytes);
+    }
+  }
+  if (size_t bytes = result.ByteSizeLong(); bytes > limits::kMaxResultBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ": ", bytes, " bytes serialized; one task's result may have at most ",
+        limits::kMaxResultBytes, " (what clients can read back)"));
+  }
+  const std::string task_id = TaskId(c, task);
+  if (task >= c.runs) {  // JUDGE: one verdict per item of the task
+    if (result.answers_size() > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".answers: task ", task_id, " is a JUDGE task: it returns verdicts"));
+    }
+    const v1::JudgeWork& work = c.judge.at(task).record.work();
+    if (result.verdicts_size() != work.items_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".verdicts: expected one verdict per answer of task ", task_id, " (",
+          work.items_size(), "), got ", result.verdicts_size()));
+    }
+    absl::flat_hash_map<std::tuple<absl::string_view, absl::string_view, absl::string_view>, bool>
+        items;  // (cell, question type, question id) -> has a verdict
+    for (const v1::JudgeItem& item : work.items()) {
+      items.emplace(std::make_tuple(absl::string_view(item.cell_id()),
+                                    absl::string_view(item.question_type()),
+                                    absl::string_view(item.question_id())),
+                    false);
+    }
+    for (int i = 0; i < result.verdicts_size(); ++i) {
+      const v1::Verdict& v = result.verdicts(i);
+      const std::string vf = absl::StrCat(field, ".verdicts[", i, "]");
+      auto it = items.find(std::make_tuple(absl::string_view(v.cell_id()),
+                                           absl::string_view(v.question_type()),
+                                           absl::string_view(v.question_id())));
+      if (it == items.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            vf, ": no answer of task ", task_id, " has cell_id \"", absl::CHexEscape(v.cell_id()),
+            "\", question_type \"", absl::CHexEscape(v.question_type().substr(0, 64)),
+            "\" and question_id \"", absl::CHexEscape(v.question_id().substr(0, 64)), "\""));
+      }
+      if (it->second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            vf, ": a second verdict for question ", absl::CHexEscape(v.question_type()), "/",
+            absl::CHexEscape(v.question_id()), " of cell ", v.cell_id()));
+      }
+      it->second = true;
+      if (std::find(std::begin(kVerdicts), std::end(kVerdicts), v.verdict()) ==
+          std::end(kVerdicts)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            vf, ".verdict: expected one of correct, incorrect, stale, abstained, no_answer, "
+                "error; got \"", absl::CHexEscape(v.verdict().substr(0, 64)), "\""));
+      }
+      if (v.reason().size() > limits::kMaxVerdictReasonBytes) {
+        return TooLong(vf + ".reason", v.reason().size(), limits::kMaxVerdictReasonBytes);
+      }
+      if (v.grader().size() > limits::kMaxQuestionFieldBytes) {
+        return TooLong(vf + ".grader", v.grader().size(), limits::kMaxQuestionFieldBytes);
+      }
+    }
+    return absl::OkStatus();
+  }
+  // TUNE: answers for the run's own cells, each cell once.
+  if (result.verdicts_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".verdicts: task ", task_id, " is a TUNE task: it returns answers"));
+  }
+  if (result.answers_size() == 0) return absl::OkStatus();
+  std::vector<uint32_t> cells;
+  CellsOfTask(c, task, &cells);
+  absl::flat_hash_map<std::string, bool> served;  // cell id -> answered
+  for (uint32_t cell : cells) served.emplace(CellIdOf(c, cell), false);
+  const GridPoint& first = c.plan.cells[c.plan.runs[task].first_cell];
+  const v1::DatasetSpec& dataset = c.record.spec().datasets(static_cast<int>(first.dataset));
+  for (int a = 0; a < result.answers_size(); ++a) {
+    const v1::CellAnswers& answers = result.answers(a);
+    const std::string af = absl::StrCat(field, ".answers[", a, "]");
+    auto it = served.find(answers.cell_id());
+    if (it == served.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          af, ".cell_id: task ", task_id, " does not serve cell \"",
+          absl::CHexEscape(answers.cell_id().substr(0, 64)), "\""));
+    }
+    if (it->second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(af, ".cell_id: cell ", answers.cell_id(), " answered twice"));
+    }
+    it->second = true;
+    if (answers.items_size() > limits::kMaxAnswersPerCell) {
+      return absl::InvalidArgumentError(absl::StrCat(af, ".items: at most ",
+                                                     limits::kMaxAnswersPerCell,
+                                                     " entries, got ", answers.items_size()));
+    }
+    absl::flat_hash_set<std::pair<absl::string_view, absl::string_view>> seen;
+    for (int i = 0; i < answers.items_size(); ++i) {
+      const v1::JudgeItem& item = answers.items(i);
+      const std::string itf = absl::StrCat(af, ".items[", i, "]");
+      if (!item.cell_id().empty() && item.cell_id() != answers.cell_id()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            itf, ".cell_id: expected empty or ", answers.cell_id(), ", got \"",
+            absl::CHexEscape(item.cell_id().substr(0, 64)), "\""));
+      }
+      const std::optional<v1::QuestionType> type =
+          datasets::ParseQuestionType(item.question_type());
+      const bool asked =
+          type.has_value() &&
+          (dataset.question_types().empty() ||
+           std::find(dataset.question_types().begin(), dataset.question_types().end(),
+                     item.question_type()) != dataset.question_types().end());
+      if (!asked) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            itf, ".question_type: \"", absl::CHexEscape(item.question_type().substr(0, 64)),
+            "\" is not a question type dataset ", dataset.label(), " asks"));
+      }
+      if (item.question_id().empty() ||
+          item.question_id().size() > limits::kMaxQuestionFieldBytes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            itf, ".question_id: expected 1..", limits::kMaxQuestionFieldBytes, " bytes, got ",
+            item.question_id().size()));
+      }
+      if (!seen.emplace(item.question_type(), item.question_id()).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            itf, ": question ", item.question_type(), "/",
+            absl::CHexEscape(item.question_id()), " answered twice for cell ",
+            answers.cell_id()));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
                            const v1::TaskResult& result) {
   TaskSlot& s = c.tasks[task];
@@ -645,6 +943,7 @@ void Scheduler::FinishTask(Campaign& c, uint32_t task, uint32_t attempt,
     --c.leased;
     --c.leased_by_backend[c.BackendOf(task)];
     ReleaseReservation(c, task);
+    DropWorkerRef(s.worker);
   } else {
     --c.pending;  // expired, still queued: the queue entry is now stale
   }
@@ -732,6 +1031,8 @@ absl::StatusOr<v1::FailTaskResponse> Scheduler::Fail(const v1::FailTaskRequest& 
   }
   Campaign& c = *ref->campaign;
   TaskSlot& s = c.tasks[ref->task];
+  FTB_RETURN_IF_ERROR(CheckLease(c, ref->task, request.attempt(), request.worker_id(),
+                                 request.lease_token(), "lease_token"));
   if (s.state != v1::TASK_STATE_LEASED || s.attempt != request.attempt() || !c.active()) {
     response.set_outcome(s.state == v1::TASK_STATE_DONE && s.done_attempt == request.attempt()
                              ? v1::COMPLETION_OUTCOME_DUPLICATE
@@ -769,11 +1070,28 @@ absl::StatusOr<v1::RecordTaskIntentResponse> Scheduler::RecordIntent(
     return response;
   }
   Campaign& c = *ref->campaign;
-  v1::TaskIntents& intents = c.intents[ref->task];
-  if (intents.intents_size() >= 256) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("task ", request.task_id(), " already has 256 intents"));
+  FTB_RETURN_IF_ERROR(CheckLease(c, ref->task, request.attempt(), request.worker_id(),
+                                 request.lease_token(), "lease_token"));
+  const TaskSlot& s = c.tasks[ref->task];
+  // The live attempt: still leased (also when the campaign was cancelled
+  // meanwhile: its "cancel" intent matters most), or expired and not taken
+  // by anyone since (it may still complete, so it may still pay).
+  const bool live = s.attempt == request.attempt() &&
+                    (s.state == v1::TASK_STATE_LEASED ||
+                     (s.state == v1::TASK_STATE_PENDING && c.active()));
+  if (!live) {
+    response.set_outcome(v1::COMPLETION_OUTCOME_LEASE_LOST);
+    response.set_campaign_cancelled(c.record.state() == v1::CAMPAIGN_STATE_CANCELLED);
+    return response;
   }
+  auto existing = c.intents.find(ref->task);
+  if (existing != c.intents.end() &&
+      existing->second.intents_size() >= limits::kMaxIntentsPerTask) {
+    return absl::InvalidArgumentError(absl::StrCat("task_id: task ", request.task_id(),
+                                                   " already has ", limits::kMaxIntentsPerTask,
+                                                   " intents (the limit per task)"));
+  }
+  v1::TaskIntents& intents = c.intents[ref->task];
   v1::TaskIntent* intent = intents.add_intents();
   *intent = request.intent();
   intent->set_attempt(request.attempt());
@@ -790,6 +1108,7 @@ bool Scheduler::FailAttempt(Campaign& c, uint32_t task, const std::string& error
   --c.leased;
   --c.leased_by_backend[c.BackendOf(task)];
   ReleaseReservation(c, task);
+  DropWorkerRef(s.worker);
   if (!c.active()) {  // cancelled while it ran: nothing to retry
     s.state = v1::TASK_STATE_CANCELLED;
     ++c.cancelled;
@@ -1051,6 +1370,93 @@ absl::StatusOr<v1::GetCampaignResponse> Scheduler::Get(const std::string& campai
 v1::ListCampaignsResponse Scheduler::List() const {
   v1::ListCampaignsResponse response;
   for (const auto& c : campaigns_) *response.add_campaigns() = Progress(*c);
+  return response;
+}
+
+absl::StatusOr<v1::ListCampaignsResponse> Scheduler::List(
+    const v1::ListCampaignsRequest& request) const {
+  if (request.page_size() > limits::kMaxPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: at most ", limits::kMaxPageSize,
+                                                   ", got ", request.page_size()));
+  }
+  const size_t page = request.page_size() == 0 ? limits::kDefaultPageSize : request.page_size();
+  // The token is the list position (Campaign::list_seq, increasing along
+  // campaigns_) of the last campaign of the previous page, so a campaign
+  // deleted meanwhile shifts nothing.
+  size_t start = 0;
+  if (!request.page_token().empty()) {
+    uint64_t after = 0;
+    if (!absl::SimpleAtoi(request.page_token(), &after)) {
+      return absl::InvalidArgumentError(
+          "page_token: not a token this coordinator handed out (pass next_page_token)");
+    }
+    start = static_cast<size_t>(
+        std::partition_point(campaigns_.begin(), campaigns_.end(),
+                             [after](const std::unique_ptr<Campaign>& c) {
+                               return c->list_seq <= after;
+                             }) -
+        campaigns_.begin());
+  }
+  v1::ListCampaignsResponse response;
+  for (size_t i = start; i < campaigns_.size() && static_cast<size_t>(response.campaigns_size()) < page; ++i) {
+    *response.add_campaigns() = Progress(*campaigns_[i]);
+  }
+  const size_t end = start + response.campaigns_size();
+  if (end < campaigns_.size() && response.campaigns_size() > 0) {
+    const Campaign& last = *campaigns_[end - 1];
+    response.set_next_page_token(absl::StrCat(last.list_seq));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::DeleteCampaignResponse> Scheduler::Delete(const std::string& campaign_id) {
+  FTB_RETURN_IF_ERROR(CheckUsable());
+  auto it = by_id_.find(campaign_id);
+  if (it == by_id_.end()) return absl::NotFoundError(absl::StrCat("no campaign ", campaign_id));
+  Campaign* c = it->second;
+  if (!IsEnded(c->record.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "campaign ", campaign_id, " is ", absl::AsciiStrToLower(v1::CampaignState_Name(
+                                             c->record.state()).substr(15)),
+        "; only a succeeded, failed or cancelled campaign can be deleted (cancel it first: "
+        "`ftb cancel ", campaign_id, "`)"));
+  }
+  // Every record the campaign has, known from memory (so also those of
+  // batches not yet durable): the campaign, a task record for every task
+  // that was ever leased, a result per finished task, the judge tasks, the
+  // intents and the events.
+  uint64_t deleted = 0;
+  const auto del = [&](const std::string& key) {
+    batch_.Delete(key);
+    ++deleted;
+  };
+  del(keys::Campaign(c->id()));
+  for (uint32_t t = 0; t < c->tasks.size(); ++t) {
+    const TaskSlot& s = c->tasks[t];
+    if (s.attempt > 0 || s.state != v1::TASK_STATE_PENDING) del(keys::TaskRecord(c->id(), t));
+    if (s.state == v1::TASK_STATE_DONE) del(keys::Result(c->id(), t));
+    if (t >= c->runs) del(keys::JudgeTask(c->id(), t));
+    if (s.state == v1::TASK_STATE_LEASED) DropWorkerRef(s.worker);
+  }
+  for (const auto& [t, intents] : c->intents) del(keys::Intent(c->id(), t));
+  for (uint64_t seq = 1; seq < c->next_event_seq; ++seq) del(keys::Event(c->id(), seq));
+  // Heap entries point at the campaign: drop them before it goes.
+  const auto purge = [c](MinHeap& heap) {
+    std::vector<HeapEntry> kept;
+    while (!heap.empty()) {
+      if (heap.top().campaign != c) kept.push_back(heap.top());
+      heap.pop();
+    }
+    heap = MinHeap(std::greater<>(), std::move(kept));
+  };
+  purge(lease_heap_);
+  purge(backoff_heap_);
+  if (!c->record.request_id().empty()) by_request_id_.erase(c->record.request_id());
+  by_id_.erase(it);
+  std::erase_if(campaigns_, [c](const std::unique_ptr<Campaign>& p) { return p.get() == c; });
+  if (!campaigns_.empty()) lease_cursor_ %= campaigns_.size();
+  v1::DeleteCampaignResponse response;
+  response.set_records_deleted(deleted);
   return response;
 }
 

@@ -64,6 +64,10 @@ struct SchedulerOptions {
   // Prices for budget admission control; null = every task is free (no
   // campaign is ever paused by its budget). Not owned.
   const cost::PriceTable* prices = nullptr;
+  // Workers not seen (register, lease, heartbeat) for this long are
+  // forgotten by Tick(); a returning one gets kFailedPrecondition and
+  // registers again. Leases they hold run out as usual.
+  int64_t worker_evict_ms = 10 * 60 * 1000;
 };
 
 // Receives what the scheduler does, for metrics. Called synchronously from
@@ -123,35 +127,59 @@ class Scheduler {
 
   v1::RegisterWorkerResponse RegisterWorker(const v1::RegisterWorkerRequest& request);
 
+  // Lease tokens. Every assignment carries lease_token, a keyed hash
+  // (HMAC-SHA256, 128 bits shown) of the task id and attempt under a secret
+  // kept in the store (keys::kLeaseSecretKey, created by Recover() or the
+  // first lease), so tokens survive a restart and cannot be guessed from
+  // the (guessable) task id and attempt. Heartbeat, Complete, Fail and
+  // RecordIntent accept a report about an attempt only with its token, and
+  // only from the worker id it was leased to: a Complete/Fail/RecordIntent
+  // without the right token is kPermissionDenied (nothing changes), a
+  // heartbeat for it gets deadline 0.
+
   // Leases up to max_tasks ready tasks the worker can run, oldest campaign
   // first, within per-backend concurrency limits. kFailedPrecondition for an
   // unregistered worker (it must register again, e.g. after a restart);
   // kInvalidArgument for max_tasks outside [1, max_lease_batch].
   absl::StatusOr<v1::LeaseTasksResponse> Lease(const v1::LeaseTasksRequest& request);
 
-  // Extends the leases the worker still holds; 0 for the others. Extensions
-  // are kept in memory only (see Recover()).
+  // Extends the leases the worker still holds (with their lease tokens); 0
+  // for the others. Extensions are kept in memory only (see Recover()).
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request);
 
   // Records results. Idempotent per (task, attempt): a repeat is DUPLICATE;
   // a report whose attempt lost the task is LEASE_LOST; a report from an
   // expired attempt that nobody else has taken since is still ACCEPTED (the
-  // work is done; running it again would pay twice). kInvalidArgument for
-  // malformed ids or answers naming cells outside the task.
+  // work is done; running it again would pay twice). kPermissionDenied for
+  // a completion without its attempt's lease token (see above). Every
+  // result is checked against its task before anything changes, and
+  // kInvalidArgument names the first bad field: cost_usd finite and >= 0,
+  // tokens <= limits::kMaxTokens; TUNE answers only for the task's cells,
+  // once per cell, items with a known question type (one the dataset asks)
+  // and a question id unique per type, cell_id empty or the cell's; JUDGE
+  // verdicts exactly one per item of the task (cell, question type and id
+  // of an item), with a known verdict; no answers from JUDGE tasks nor
+  // verdicts from TUNE tasks; size limits of coordinator/limits.h.
   absl::StatusOr<v1::CompleteTasksResponse> Complete(const v1::CompleteTasksRequest& request);
 
   // A failure with pause_campaign (the provider needs a human, e.g. out of
   // quota) is retried like any retryable failure, and the campaign goes to
   // CAMPAIGN_STATE_PAUSED_PROVIDER with the error as its status message
-  // until UpdateBudget resumes it.
+  // until UpdateBudget resumes it. Only the holder of the attempt's lease
+  // (its token) may fail it, pausing included: kPermissionDenied otherwise.
   absl::StatusOr<v1::FailTaskResponse> Fail(const v1::FailTaskRequest& request);
 
   // Never paying twice: stores a provider intent with the task (key
   // "i/<campaign>/<task>", in the pending batch like every change) and hands
-  // the task's intents to every later attempt (TaskAssignment.intents). Any
-  // attempt of a task may record, leased or not (what it created exists
-  // either way). UNKNOWN_TASK for an unknown task; kInvalidArgument for a
-  // malformed task id, an empty kind or tag, or more than 256 intents.
+  // the task's intents to every later attempt (TaskAssignment.intents).
+  // Only the lease holder of the task's live attempt may record (its token:
+  // kPermissionDenied otherwise): the attempt still leased (also in a
+  // cancelled campaign, so a "cancel" intent can be recorded), or expired
+  // and not re-leased since (as for Complete); any other state is
+  // LEASE_LOST. UNKNOWN_TASK for an unknown task; kInvalidArgument for a
+  // malformed task id, an empty kind or tag, or a task that already has
+  // limits::kMaxIntentsPerTask intents. The stored list is rewritten on
+  // every record, which the per-field and per-task limits keep small.
   absl::StatusOr<v1::RecordTaskIntentResponse> RecordIntent(
       const v1::RecordTaskIntentRequest& request);
 
@@ -170,10 +198,25 @@ class Scheduler {
   absl::StatusOr<v1::CampaignProgress> Cancel(const std::string& campaign_id);
 
   absl::StatusOr<v1::GetCampaignResponse> Get(const std::string& campaign_id) const;
+  // Every campaign, in submission order.
   v1::ListCampaignsResponse List() const;
+  // One page of campaigns in submission order: request.page_size of them
+  // (0 = limits::kDefaultPageSize; kInvalidArgument above
+  // limits::kMaxPageSize), after the campaign named by page_token
+  // (kInvalidArgument for a token this coordinator did not hand out).
+  // next_page_token is empty on the last page.
+  absl::StatusOr<v1::ListCampaignsResponse> List(const v1::ListCampaignsRequest& request) const;
 
-  // Expires overdue leases and releases tasks whose backoff has passed.
-  // Lease() calls it; the service also calls it periodically.
+  // Removes an ended campaign (succeeded, failed, cancelled) from memory
+  // and deletes all its records (campaign, task records, results, judge
+  // tasks, intents, events) in the pending batch. Reports still in flight
+  // for it become UNKNOWN_TASK. kNotFound for an unknown id;
+  // kFailedPrecondition for a campaign still running or paused.
+  absl::StatusOr<v1::DeleteCampaignResponse> Delete(const std::string& campaign_id);
+
+  // Expires overdue leases, releases tasks whose backoff has passed and
+  // forgets workers not seen for worker_evict_ms. Lease() calls it; the
+  // service also calls it periodically.
   void Tick();
 
   // Writes the pending batch (synced). See the header comment.
@@ -245,6 +288,23 @@ class Scheduler {
   void LogEvent(Campaign& c, const std::string& message);
   int64_t BackoffMs(const v1::RetryPolicy& retry, uint32_t attempt);
   uint32_t InternWorker(const std::string& worker_id);
+  // Lease references of interned worker names (a name is freed only when
+  // no leased task refers to it and the worker is not registered).
+  void AddWorkerRef(uint32_t worker);
+  void DropWorkerRef(uint32_t worker);
+  void MaybeFreeWorkerName(uint32_t worker);
+  void EvictIdleWorkers();
+  // The lease secret, loaded or created (in the pending batch) on first use.
+  absl::Status LoadLeaseSecret();
+  std::string LeaseToken(const Campaign& c, uint32_t task, uint32_t attempt) const;
+  // OK when `token` is the lease token of (task, attempt) and, while that
+  // attempt holds the task, `worker_id` is its holder; else
+  // kPermissionDenied naming `field`.
+  absl::Status CheckLease(const Campaign& c, uint32_t task, uint32_t attempt,
+                          const std::string& worker_id, const std::string& token,
+                          const std::string& field) const;
+  absl::Status ValidateResult(const Campaign& c, uint32_t task, const v1::TaskResult& result,
+                              const std::string& field) const;
   v1::CampaignProgress Progress(const Campaign& c) const;
   std::string TaskId(const Campaign& c, uint32_t task) const;
 
@@ -259,7 +319,12 @@ class Scheduler {
   absl::flat_hash_map<std::string, Campaign*> by_id_;
   absl::flat_hash_map<std::string, Campaign*> by_request_id_;
   std::vector<std::string> worker_names_;
+  std::vector<uint32_t> worker_refs_;  // leased tasks naming each worker
+  std::vector<uint32_t> free_worker_slots_;
   absl::flat_hash_map<std::string, uint32_t> worker_index_;
+  std::string lease_secret_;  // empty until LoadLeaseSecret()
+  int64_t next_evict_ms_ = 0;
+  uint64_t next_list_seq_ = 1;
   absl::flat_hash_map<uint32_t, std::unique_ptr<Worker>> workers_;  // registered
   MinHeap lease_heap_;    // lease deadlines
   MinHeap backoff_heap_;  // retry not-before times

@@ -1,5 +1,7 @@
 #include "coordinator/scheduler.h"
 
+#include <map>
+
 #include <memory>
 
 #include "gmock/gmock.h"
@@ -73,16 +75,37 @@ class SchedulerTest : public ::testing::Test {
     absl::StatusOr<v1::LeaseTasksResponse> resp = scheduler_->Lease(r);
     EXPECT_TRUE(resp.ok()) << resp.status();
     EXPECT_TRUE(scheduler_->Commit().ok());
+    for (const auto& t : resp->tasks()) holder_[{t.task_id(), t.attempt()}] = worker;
     return {resp->tasks().begin(), resp->tasks().end()};
+  }
+
+  // A JUDGE result with one "correct" verdict per item.
+  static v1::TaskResult VerdictsFor(const v1::TaskAssignment& a) {
+    v1::TaskResult result;
+    for (const v1::JudgeItem& item : a.judge().items()) {
+      v1::Verdict* v = result.add_verdicts();
+      v->set_cell_id(item.cell_id());
+      v->set_question_type(item.question_type());
+      v->set_question_id(item.question_id());
+      v->set_verdict("correct");
+    }
+    return result;
+  }
+
+  // The worker an assignment was leased to (reports come from it).
+  std::string HolderOf(const v1::TaskAssignment& a) {
+    auto it = holder_.find({a.task_id(), a.attempt()});
+    return it == holder_.end() ? "w" : it->second;
   }
 
   v1::CompletionOutcome Complete(const v1::TaskAssignment& a, uint32_t attempt = 0,
                                  v1::TaskResult result = {}) {
     v1::CompleteTasksRequest r;
-    r.set_worker_id("w");
+    r.set_worker_id(HolderOf(a));
     auto* c = r.add_completions();
     c->set_task_id(a.task_id());
     c->set_attempt(attempt ? attempt : a.attempt());
+    c->set_lease_token(a.lease_token());
     result.set_digest("d-" + a.task_id());
     *c->mutable_result() = result;
     absl::StatusOr<v1::CompleteTasksResponse> resp = scheduler_->Complete(r);
@@ -93,9 +116,10 @@ class SchedulerTest : public ::testing::Test {
 
   v1::FailTaskResponse Fail(const v1::TaskAssignment& a, bool retryable = true) {
     v1::FailTaskRequest r;
-    r.set_worker_id("w");
+    r.set_worker_id(HolderOf(a));
     r.set_task_id(a.task_id());
     r.set_attempt(a.attempt());
+    r.set_lease_token(a.lease_token());
     r.set_error("boom " + std::to_string(a.attempt()));
     r.set_retryable(retryable);
     absl::StatusOr<v1::FailTaskResponse> resp = scheduler_->Fail(r);
@@ -116,6 +140,7 @@ class SchedulerTest : public ::testing::Test {
     auto* t = r.add_tasks();
     t->set_task_id(a.task_id());
     t->set_attempt(a.attempt());
+    t->set_lease_token(a.lease_token());
     absl::StatusOr<v1::HeartbeatResponse> resp = scheduler_->Heartbeat(r);
     EXPECT_TRUE(resp.ok());
     return resp->lease_deadline_ms(0);
@@ -125,6 +150,7 @@ class SchedulerTest : public ::testing::Test {
   FakeClock clock_;
   SequentialIdSource ids_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::map<std::pair<std::string, uint32_t>, std::string> holder_;
 };
 
 TEST_F(SchedulerTest, LeasesCompletesAndFinishes) {
@@ -360,9 +386,11 @@ TEST_F(SchedulerTest, AnswersForForeignCellsAreRejectedAndChangeNothing) {
   v1::TaskResult bad;
   bad.add_answers()->set_cell_id("not-a-cell-of-this-task");
   v1::CompleteTasksRequest r;
+  r.set_worker_id("w");
   auto* c = r.add_completions();
   c->set_task_id(t[0].task_id());
   c->set_attempt(1);
+  c->set_lease_token(t[0].lease_token());
   *c->mutable_result() = bad;
   EXPECT_EQ(scheduler_->Complete(r).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Progress(id).tasks_leased(), 1u);
@@ -422,6 +450,7 @@ TEST_F(SchedulerTest, IntentsAreDurableAndHandedToLaterAttempts) {
     r.set_worker_id("w");
     r.set_task_id(first[0].task_id());
     r.set_attempt(first[0].attempt());
+    r.set_lease_token(first[0].lease_token());
     r.mutable_intent()->set_kind(kind);
     r.mutable_intent()->set_tag("ftb-tag");
     r.mutable_intent()->set_provider_id(provider_id);
@@ -467,6 +496,7 @@ TEST_F(SchedulerTest, ProviderPauseStopsLeasingUntilResumed) {
   r.set_worker_id("w");
   r.set_task_id(t[0].task_id());
   r.set_attempt(t[0].attempt());
+  r.set_lease_token(t[0].lease_token());
   r.set_error("HTTP 429 insufficient_quota");
   r.set_retryable(true);
   r.set_pause_campaign(true);
@@ -501,6 +531,7 @@ TEST_F(SchedulerTest, ProviderPausesDoNotUseUpAttempts) {
     r.set_worker_id("w");
     r.set_task_id(t.task_id());
     r.set_attempt(t.attempt());
+    r.set_lease_token(t.lease_token());
     r.set_error(pause ? "HTTP 429 insufficient_quota" : "HTTP 503");
     r.set_retryable(true);
     r.set_pause_campaign(pause);
@@ -576,6 +607,7 @@ TEST_F(SchedulerTest, AnswersBecomeJudgeTasksAndCellsFinishWhenJudged) {
   answers->set_cell_id(tune[0].tune().cell_ids(0));
   for (int i = 0; i < 3; ++i) {
     auto* item = answers->add_items();
+    item->set_question_type("memorization");
     item->set_question_id("q" + std::to_string(i));
     item->set_answer("a");
   }
@@ -592,11 +624,36 @@ TEST_F(SchedulerTest, AnswersBecomeJudgeTasksAndCellsFinishWhenJudged) {
   EXPECT_EQ(judge[0].judge().items_size(), 2);
   EXPECT_EQ(judge[1].judge().items_size(), 1);
   EXPECT_EQ(judge[0].judge().items(0).cell_id(), tune[0].tune().cell_ids(0));
-  Complete(judge[0]);
+  Complete(judge[0], 0, VerdictsFor(judge[0]));
   EXPECT_EQ(Progress(id).cells_done(), 0u);
-  Complete(judge[1]);
+  Complete(judge[1], 0, VerdictsFor(judge[1]));
   EXPECT_EQ(Progress(id).cells_done(), 1u);
   EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+}
+
+// Issue 18 item 5: workers not seen for the eviction period are forgotten
+// (before, every worker id ever registered stayed in memory) and register
+// again as after a restart; a lease they hold still expires normally.
+TEST_F(SchedulerTest, IdleWorkersAreEvictedAndReRegister) {
+  std::string id = Submit(Spec(1, 2));
+  Register("idle");
+  Register("busy");
+  auto t = Lease("busy", 1);
+  ASSERT_EQ(t.size(), 1u);
+  for (int i = 0; i < 132; ++i) {  // 11 minutes: "busy" heartbeats, "idle" is silent
+    clock_.AdvanceMs(5'000);
+    EXPECT_GT(HeartbeatDeadline("busy", t[0]), 0) << i;
+    scheduler_->Tick();
+  }
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("idle");
+  lease.set_max_tasks(1);
+  EXPECT_EQ(scheduler_->Lease(lease).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scheduler_->Snapshot().workers_by_role["tune"], 1u);
+  Register("idle");
+  EXPECT_EQ(Lease("idle", 1).size(), 1u);
+  EXPECT_EQ(Complete(t[0]), v1::COMPLETION_OUTCOME_ACCEPTED);
+  (void)id;
 }
 
 TEST_F(SchedulerTest, StateIsCompactPerPendingCell) {
@@ -694,9 +751,11 @@ TEST(SchedulerBudgetTest, StopsAtTheBudgetAndFinishesWhenItIsRaised) {
   lease.set_max_tasks(10);
   auto complete = [&](const v1::TaskAssignment& t, double cost) {
     v1::CompleteTasksRequest r;
+    r.set_worker_id("w");
     auto* c = r.add_completions();
     c->set_task_id(t.task_id());
     c->set_attempt(t.attempt());
+    c->set_lease_token(t.lease_token());
     c->mutable_result()->set_cost_usd(cost);
     return s->Complete(r)->outcomes(0);
   };

@@ -2,13 +2,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/hash.h"
 #include "common/status_macros.h"
 #include "coordinator/health.h"
+#include "coordinator/limits.h"
 #include "datasets/dataset.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -215,40 +218,141 @@ absl::Status Require(bool ok, const std::string& message) {
   return ok ? absl::OkStatus() : absl::InvalidArgumentError(message);
 }
 
+// Size limits: coordinator/limits.h (one table, also in docs/architecture.md).
+absl::Status MaxBytes(const std::string& field, const std::string& value, size_t limit) {
+  if (value.size() <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": at most ", limit, " bytes, got ", value.size()));
+}
+
+absl::Status MaxEntries(const std::string& field, int size, int limit) {
+  if (size <= limit) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": at most ", limit, " entries, got ", size));
+}
+
+absl::Status RequiredId(const std::string& field, const std::string& value, size_t limit) {
+  FTB_RETURN_IF_ERROR(Require(!value.empty(), absl::StrCat(field, ": required")));
+  return MaxBytes(field, value, limit);
+}
+
+absl::Status ValidateWorkerId(const std::string& worker_id) {
+  return RequiredId("worker_id", worker_id, limits::kMaxWorkerIdBytes);
+}
+
+absl::Status ValidateCampaignId(const std::string& campaign_id) {
+  return RequiredId("campaign_id", campaign_id, limits::kMaxCampaignIdBytes);
+}
+
 absl::Status Validate(const v1::RegisterWorkerRequest& r) {
-  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  FTB_RETURN_IF_ERROR(ValidateWorkerId(r.worker_id()));
   FTB_RETURN_IF_ERROR(Require(r.role() == v1::WORKER_ROLE_TUNE || r.role() == v1::WORKER_ROLE_JUDGE,
                               "role: expected WORKER_ROLE_TUNE or WORKER_ROLE_JUDGE"));
   FTB_RETURN_IF_ERROR(Require(r.backends_size() > 0, "backends: expected at least one"));
-  for (const auto& b : r.backends()) {
-    FTB_RETURN_IF_ERROR(Require(!b.empty(), "backends: empty name"));
+  FTB_RETURN_IF_ERROR(MaxEntries("backends", r.backends_size(), limits::kMaxBackends));
+  for (int i = 0; i < r.backends_size(); ++i) {
+    FTB_RETURN_IF_ERROR(Require(!r.backends(i).empty(), "backends: empty name"));
+    FTB_RETURN_IF_ERROR(MaxBytes(absl::StrCat("backends[", i, "]"), r.backends(i),
+                                 limits::kMaxBackendNameBytes));
+  }
+  FTB_RETURN_IF_ERROR(Require(r.slots() <= limits::kMaxSlots,
+                              absl::StrCat("slots: at most ", limits::kMaxSlots, ", got ",
+                                           r.slots())));
+  FTB_RETURN_IF_ERROR(
+      MaxEntries("capabilities", static_cast<int>(r.capabilities_size()), limits::kMaxCapabilities));
+  for (const auto& [key, value] : r.capabilities()) {
+    FTB_RETURN_IF_ERROR(MaxBytes("capabilities (key)", key, limits::kMaxCapabilityKeyBytes));
+    FTB_RETURN_IF_ERROR(MaxBytes(absl::StrCat("capabilities[", key, "]"), value,
+                                 limits::kMaxCapabilityValueBytes));
   }
   return absl::OkStatus();
 }
 
 absl::Status Validate(const v1::LeaseTasksRequest& r) {
-  return Require(!r.worker_id().empty(), "worker_id: required");
+  return ValidateWorkerId(r.worker_id());
 }
 
 absl::Status Validate(const v1::HeartbeatRequest& r) {
-  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
-  return Require(r.tasks_size() <= 10000, "tasks: at most 10000 per heartbeat");
+  FTB_RETURN_IF_ERROR(ValidateWorkerId(r.worker_id()));
+  FTB_RETURN_IF_ERROR(MaxEntries("tasks", r.tasks_size(), limits::kMaxHeartbeatTasks));
+  for (int i = 0; i < r.tasks_size(); ++i) {
+    FTB_RETURN_IF_ERROR(MaxBytes(absl::StrCat("tasks[", i, "].task_id"), r.tasks(i).task_id(),
+                                 limits::kMaxTaskIdBytes));
+    FTB_RETURN_IF_ERROR(MaxBytes(absl::StrCat("tasks[", i, "].lease_token"),
+                                 r.tasks(i).lease_token(), limits::kMaxLeaseTokenBytes));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Validate(const v1::CompleteTasksRequest& r) {
-  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
+  FTB_RETURN_IF_ERROR(ValidateWorkerId(r.worker_id()));
   FTB_RETURN_IF_ERROR(Require(r.completions_size() > 0, "completions: expected at least one"));
+  FTB_RETURN_IF_ERROR(MaxEntries("completions", r.completions_size(), limits::kMaxCompletions));
   for (int i = 0; i < r.completions_size(); ++i) {
-    FTB_RETURN_IF_ERROR(Require(r.completions(i).attempt() > 0,
+    const v1::TaskCompletion& c = r.completions(i);
+    FTB_RETURN_IF_ERROR(Require(c.attempt() > 0,
                                 absl::StrCat("completions[", i, "].attempt: expected >= 1")));
+    FTB_RETURN_IF_ERROR(RequiredId(absl::StrCat("completions[", i, "].task_id"), c.task_id(),
+                                   limits::kMaxTaskIdBytes));
+    FTB_RETURN_IF_ERROR(MaxBytes(absl::StrCat("completions[", i, "].lease_token"),
+                                 c.lease_token(), limits::kMaxLeaseTokenBytes));
   }
   return absl::OkStatus();
 }
 
 absl::Status Validate(const v1::FailTaskRequest& r) {
-  FTB_RETURN_IF_ERROR(Require(!r.worker_id().empty(), "worker_id: required"));
-  FTB_RETURN_IF_ERROR(Require(!r.task_id().empty(), "task_id: required"));
-  return Require(r.attempt() > 0, "attempt: expected >= 1");
+  FTB_RETURN_IF_ERROR(ValidateWorkerId(r.worker_id()));
+  FTB_RETURN_IF_ERROR(RequiredId("task_id", r.task_id(), limits::kMaxTaskIdBytes));
+  FTB_RETURN_IF_ERROR(Require(r.attempt() > 0, "attempt: expected >= 1"));
+  FTB_RETURN_IF_ERROR(MaxBytes("error", r.error(), limits::kMaxErrorBytes));
+  return MaxBytes("lease_token", r.lease_token(), limits::kMaxLeaseTokenBytes);
+}
+
+absl::Status Validate(const v1::RecordTaskIntentRequest& r) {
+  FTB_RETURN_IF_ERROR(ValidateWorkerId(r.worker_id()));
+  FTB_RETURN_IF_ERROR(RequiredId("task_id", r.task_id(), limits::kMaxTaskIdBytes));
+  FTB_RETURN_IF_ERROR(Require(r.attempt() > 0, "attempt: expected >= 1"));
+  FTB_RETURN_IF_ERROR(MaxBytes("lease_token", r.lease_token(), limits::kMaxLeaseTokenBytes));
+  FTB_RETURN_IF_ERROR(RequiredId("intent.kind", r.intent().kind(), limits::kMaxIntentKindBytes));
+  FTB_RETURN_IF_ERROR(RequiredId("intent.tag", r.intent().tag(), limits::kMaxIntentTagBytes));
+  return MaxBytes("intent.provider_id", r.intent().provider_id(),
+                  limits::kMaxIntentProviderIdBytes);
+}
+
+absl::Status Validate(const v1::SubmitCampaignRequest& r) {
+  FTB_RETURN_IF_ERROR(MaxBytes("spec_yaml", r.spec_yaml(), limits::kMaxSpecYamlBytes));
+  FTB_RETURN_IF_ERROR(MaxBytes("spec_filename", r.spec_filename(), limits::kMaxSpecFilenameBytes));
+  FTB_RETURN_IF_ERROR(MaxBytes("request_id", r.request_id(), limits::kMaxRequestIdBytes));
+  FTB_RETURN_IF_ERROR(MaxEntries("env", static_cast<int>(r.env_size()), limits::kMaxEnvEntries));
+  for (const auto& [name, value] : r.env()) {
+    FTB_RETURN_IF_ERROR(MaxBytes("env (name)", name, limits::kMaxEnvNameBytes));
+    FTB_RETURN_IF_ERROR(
+        MaxBytes(absl::StrCat("env[", name, "]"), value, limits::kMaxEnvValueBytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::GetCampaignRequest& r) { return ValidateCampaignId(r.campaign_id()); }
+absl::Status Validate(const v1::CancelCampaignRequest& r) {
+  return ValidateCampaignId(r.campaign_id());
+}
+absl::Status Validate(const v1::DeleteCampaignRequest& r) {
+  return ValidateCampaignId(r.campaign_id());
+}
+
+absl::Status Validate(const v1::UpdateBudgetRequest& r) {
+  FTB_RETURN_IF_ERROR(ValidateCampaignId(r.campaign_id()));
+  FTB_RETURN_IF_ERROR(Require(!r.has_usd() || std::isfinite(r.usd()),
+                              absl::StrCat("usd: expected a finite number, got ", r.usd())));
+  return Require(!r.has_per_cell_usd() || std::isfinite(r.per_cell_usd()),
+                 absl::StrCat("per_cell_usd: expected a finite number, got ", r.per_cell_usd()));
+}
+
+absl::Status Validate(const v1::ListCampaignsRequest& r) {
+  FTB_RETURN_IF_ERROR(Require(r.page_size() <= limits::kMaxPageSize,
+                              absl::StrCat("page_size: at most ", limits::kMaxPageSize, ", got ",
+                                           r.page_size())));
+  return MaxBytes("page_token", r.page_token(), 64);
 }
 
 // Parses the submitted spec and summarises its datasets (file I/O: runs on
@@ -379,6 +483,7 @@ grpc::ServerUnaryReactor* CoordinatorService::FailTask(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* CoordinatorService::RecordTaskIntent(
     grpc::CallbackServerContext* ctx, const v1::RecordTaskIntentRequest* request,
     v1::RecordTaskIntentResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
   return Run(ctx, [request, response](Scheduler& s) {
     absl::StatusOr<v1::RecordTaskIntentResponse> r = s.RecordIntent(*request);
     if (!r.ok()) return r.status();
@@ -390,6 +495,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RecordTaskIntent(
 grpc::ServerUnaryReactor* CoordinatorService::SubmitCampaign(
     grpc::CallbackServerContext* ctx, const v1::SubmitCampaignRequest* request,
     v1::SubmitCampaignResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
   auto prepared = PrepareSubmission(*request);
   if (!prepared.ok()) {
     auto* reactor = ctx->DefaultReactor();
@@ -412,6 +518,7 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitCampaign(
 grpc::ServerUnaryReactor* CoordinatorService::GetCampaign(grpc::CallbackServerContext* ctx,
                                                           const v1::GetCampaignRequest* request,
                                                           v1::GetCampaignResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
   return Run(ctx, [request, response](Scheduler& s) {
     absl::StatusOr<v1::GetCampaignResponse> r = s.Get(request->campaign_id());
     if (!r.ok()) return r.status();
@@ -421,10 +528,25 @@ grpc::ServerUnaryReactor* CoordinatorService::GetCampaign(grpc::CallbackServerCo
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListCampaigns(
-    grpc::CallbackServerContext* ctx, const v1::ListCampaignsRequest*,
+    grpc::CallbackServerContext* ctx, const v1::ListCampaignsRequest* request,
     v1::ListCampaignsResponse* response) {
-  return Run(ctx, [response](Scheduler& s) {
-    *response = s.List();
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::ListCampaignsResponse> r = s.List(*request);
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::DeleteCampaign(
+    grpc::CallbackServerContext* ctx, const v1::DeleteCampaignRequest* request,
+    v1::DeleteCampaignResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
+  return Run(ctx, [request, response](Scheduler& s) {
+    absl::StatusOr<v1::DeleteCampaignResponse> r = s.Delete(request->campaign_id());
+    if (!r.ok()) return r.status();
+    *response = *std::move(r);
     return absl::OkStatus();
   });
 }
@@ -432,6 +554,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListCampaigns(
 grpc::ServerUnaryReactor* CoordinatorService::CancelCampaign(
     grpc::CallbackServerContext* ctx, const v1::CancelCampaignRequest* request,
     v1::CancelCampaignResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
   return Run(ctx, [request, response](Scheduler& s) {
     absl::StatusOr<v1::CampaignProgress> r = s.Cancel(request->campaign_id());
     if (!r.ok()) return r.status();
@@ -443,6 +566,7 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelCampaign(
 grpc::ServerUnaryReactor* CoordinatorService::UpdateBudget(
     grpc::CallbackServerContext* ctx, const v1::UpdateBudgetRequest* request,
     v1::UpdateBudgetResponse* response) {
+  FTB_REJECT_INVALID(ctx, request);
   return Run(ctx, [request, response](Scheduler& s) {
     absl::StatusOr<v1::CampaignProgress> r = s.UpdateBudget(*request);
     if (!r.ok()) return r.status();
@@ -705,6 +829,21 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
                                                  ": cannot listen: ", e.what()));
+    }
+    if (options.metrics_require_token) {
+      // HTTP Basic auth (prometheus-cpp's Exposer::RegisterAuth, civetweb):
+      // any user name, the user token as the password (Prometheus:
+      // basic_auth.password_file). /healthz stays open for probes.
+      if (options.security.auth_token.empty()) {
+        return absl::InvalidArgumentError(
+            "--metrics-require-token needs a token (--auth-token-file or $FTB_AUTH_TOKEN)");
+      }
+      server->exposer_->RegisterAuth(
+          [token = options.security.auth_token](const std::string&, const std::string& password) {
+            return password.size() == token.size() &&
+                   Sha256Hex(password) == Sha256Hex(token);  // no early exit on the secret
+          },
+          "ftb coordinator metrics", "/metrics");
     }
     server->exposer_->RegisterCollectable(registry);
     scheduler->SetObserver(server->metrics_.get());

@@ -155,6 +155,9 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   grpc::ServerUnaryReactor* UpdateBudget(grpc::CallbackServerContext* ctx,
                                          const v1::UpdateBudgetRequest* request,
                                          v1::UpdateBudgetResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteCampaign(grpc::CallbackServerContext* ctx,
+                                           const v1::DeleteCampaignRequest* request,
+                                           v1::DeleteCampaignResponse* response) override;
   grpc::ServerWriteReactor<v1::CampaignEvent>* WatchCampaign(
       grpc::CallbackServerContext* ctx, const v1::WatchCampaignRequest* request) override;
   // Pages of committed records read straight from the store (not through
@@ -188,8 +191,13 @@ struct CoordinatorOptions {
   // TLS, token and submission rate (coordinator/auth.h). The health
   // service (grpc.health.v1.Health) is always served, without a token.
   ServerSecurityOptions security;
-  // HOST:PORT for Prometheus' /metrics; empty = no metrics endpoint.
+  // HOST:PORT for Prometheus' /metrics; empty = no metrics endpoint. The
+  // metrics name campaign ids and model names: bind it to a private address
+  // (e.g. 127.0.0.1:9090) or set metrics_require_token.
   std::string metrics_listen;
+  // /metrics answers only requests with HTTP Basic auth whose password is
+  // security.auth_token (any user name); /healthz stays open. Needs a token.
+  bool metrics_require_token = false;
   // Price tables for budgets and estimates; null = PriceTable::Builtin().
   const cost::PriceTable* prices = nullptr;
   // See SchedulerOptions::requeue_leased_on_recovery.

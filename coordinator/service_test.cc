@@ -1,15 +1,24 @@
 // The gRPC service on a real loopback server (in-memory store).
 #include "coordinator/service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
 #include <cstdlib>
 #include <atomic>
+#include <limits>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/ids.h"
 #include "storage/memory_state_store.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ftb::coordinator {
@@ -187,6 +196,7 @@ TEST_F(ServiceTest, LeaseCompleteAndWatchToTheEnd) {
     auto* c = done.add_completions();
     c->set_task_id(t.task_id());
     c->set_attempt(t.attempt());
+    c->set_lease_token(t.lease_token());
   }
   v1::CompleteTasksResponse outcomes;
   ASSERT_TRUE(Call(&v1::Coordinator::Stub::CompleteTasks, done, &outcomes).ok());
@@ -386,6 +396,251 @@ TEST(SchedulerLoopTest, StopWritesWhatWasQueued) {
   loop.Stop();
   EXPECT_EQ(acknowledged.load(), 20);
   EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), 20u);
+}
+
+}  // namespace
+}  // namespace ftb::coordinator
+
+// --- issue 18: forged reports, unbounded requests, paging, delete, metrics ---
+
+namespace ftb::coordinator {
+namespace {
+
+class HardenedServiceTest : public ServiceTest {
+ protected:
+  // Registers `worker` and leases one task to it.
+  v1::TaskAssignment LeaseOne(const std::string& worker) {
+    Register(worker);
+    v1::LeaseTasksRequest lease;
+    lease.set_worker_id(worker);
+    lease.set_max_tasks(1);
+    v1::LeaseTasksResponse leased;
+    grpc::Status s = Call(&v1::Coordinator::Stub::LeaseTasks, lease, &leased);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(leased.tasks_size(), 1);
+    return leased.tasks_size() > 0 ? leased.tasks(0) : v1::TaskAssignment();
+  }
+
+  grpc::Status Complete(const std::string& worker, const v1::TaskAssignment& t,
+                        const std::string& token, double cost,
+                        v1::CompleteTasksResponse* out) {
+    v1::CompleteTasksRequest r;
+    r.set_worker_id(worker);
+    auto* c = r.add_completions();
+    c->set_task_id(t.task_id());
+    c->set_attempt(t.attempt());
+    c->set_lease_token(token);
+    c->mutable_result()->set_cost_usd(cost);
+    return Call(&v1::Coordinator::Stub::CompleteTasks, r, out);
+  }
+
+  v1::CampaignProgress Get(const std::string& id) {
+    v1::GetCampaignRequest r;
+    r.set_campaign_id(id);
+    v1::GetCampaignResponse out;
+    EXPECT_TRUE(Call(&v1::Coordinator::Stub::GetCampaign, r, &out).ok());
+    return out.progress();
+  }
+};
+
+// Item 3. Before: the intruder's completion was ACCEPTED, its pause_campaign
+// paused the campaign, and a NaN cost made the campaign cost nan.
+TEST_F(HardenedServiceTest, OnlyTheLeaseHolderReportsAndResultsAreValidated) {
+  std::string id = Submit();
+  v1::TaskAssignment t = LeaseOne("w1");
+  EXPECT_EQ(t.lease_token().size(), 32u);
+  v1::CompleteTasksResponse out;
+  // Guessable ids, no token: from an unregistered id and from another worker.
+  Register("w2");
+  for (const char* intruder : {"intruder", "w2"}) {
+    grpc::Status s = Complete(intruder, t, "", 0, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << intruder;
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("completions[0].lease_token"));
+  }
+  // The right token from the wrong worker is refused too.
+  EXPECT_EQ(Complete("w2", t, t.lease_token(), 0, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::FailTaskRequest pause;
+  pause.set_worker_id("intruder");
+  pause.set_task_id(t.task_id());
+  pause.set_attempt(t.attempt());
+  pause.set_pause_campaign(true);
+  pause.set_retryable(true);
+  v1::FailTaskResponse fail_out;
+  EXPECT_EQ(Call(&v1::Coordinator::Stub::FailTask, pause, &fail_out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("w1");
+  hb.add_tasks()->set_task_id(t.task_id());
+  hb.mutable_tasks(0)->set_attempt(t.attempt());
+  v1::HeartbeatResponse hb_out;
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::Heartbeat, hb, &hb_out).ok());
+  EXPECT_EQ(hb_out.lease_deadline_ms(0), 0);  // no token: not extended
+  hb.mutable_tasks(0)->set_lease_token(t.lease_token());
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::Heartbeat, hb, &hb_out).ok());
+  EXPECT_GT(hb_out.lease_deadline_ms(0), 0);
+  // The holder's invalid results name the field.
+  for (double bad : {std::nan(""), -1e308, std::numeric_limits<double>::infinity()}) {
+    grpc::Status s = Complete("w1", t, t.lease_token(), bad, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("completions[0].result.cost_usd"));
+  }
+  v1::CampaignProgress p = Get(id);
+  EXPECT_EQ(p.state(), v1::CAMPAIGN_STATE_RUNNING);
+  EXPECT_EQ(p.tasks_done(), 0u);
+  EXPECT_EQ(p.tasks_leased(), 1u);
+  ASSERT_TRUE(Complete("w1", t, t.lease_token(), 0.25, &out).ok());
+  EXPECT_EQ(out.outcomes(0), v1::COMPLETION_OUTCOME_ACCEPTED);
+  EXPECT_DOUBLE_EQ(Get(id).cost_usd(), 0.25);
+}
+
+// Item 5. Before: a 1 MB worker id was registered, and intents were
+// accepted without a worker id and on a finished task.
+TEST_F(HardenedServiceTest, RequestsAreBoundedAndIntentsNeedTheLiveLease) {
+  std::string id = Submit();
+  v1::RegisterWorkerRequest big;
+  big.set_worker_id(std::string(1 << 20, 'w'));
+  big.set_role(v1::WORKER_ROLE_TUNE);
+  big.add_backends("test");
+  v1::RegisterWorkerResponse reg_out;
+  grpc::Status s = Call(&v1::Coordinator::Stub::RegisterWorker, big, &reg_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "worker_id: at most 256 bytes, got 1048576");
+
+  v1::TaskAssignment t = LeaseOne("w1");
+  v1::RecordTaskIntentRequest intent;
+  intent.set_task_id(t.task_id());
+  intent.set_attempt(t.attempt());
+  intent.mutable_intent()->set_kind("job");
+  intent.mutable_intent()->set_tag("tag");
+  v1::RecordTaskIntentResponse intent_out;
+  s = Call(&v1::Coordinator::Stub::RecordTaskIntent, intent, &intent_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "worker_id: required");
+  intent.set_worker_id("w1");
+  intent.mutable_intent()->set_tag(std::string(4 << 20, 't'));
+  s = Call(&v1::Coordinator::Stub::RecordTaskIntent, intent, &intent_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "intent.tag: at most 512 bytes, got 4194304");
+  intent.mutable_intent()->set_tag("tag");
+  EXPECT_EQ(Call(&v1::Coordinator::Stub::RecordTaskIntent, intent, &intent_out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);  // no lease token
+  intent.set_lease_token(t.lease_token());
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::RecordTaskIntent, intent, &intent_out).ok());
+  EXPECT_EQ(intent_out.outcome(), v1::COMPLETION_OUTCOME_ACCEPTED);
+  v1::CompleteTasksResponse out;
+  ASSERT_TRUE(Complete("w1", t, t.lease_token(), 0, &out).ok());
+  // The task is done: its attempt is no longer live.
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::RecordTaskIntent, intent, &intent_out).ok());
+  EXPECT_EQ(intent_out.outcome(), v1::COMPLETION_OUTCOME_LEASE_LOST);
+  // A spec larger than the stored-field limit.
+  v1::SubmitCampaignRequest huge;
+  huge.set_spec_yaml(absl::StrCat(kSpec, "description: ", std::string(2 << 20, 'x'), "\n"));
+  v1::SubmitCampaignResponse submit_out;
+  s = Call(&v1::Coordinator::Stub::SubmitCampaign, huge, &submit_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), ::testing::StartsWith("spec_yaml: at most 1048576 bytes"));
+  (void)id;
+}
+
+// Item 6. Before: page_size was ignored (every campaign in one reply) and
+// DeleteCampaign was UNIMPLEMENTED.
+TEST_F(HardenedServiceTest, ListCampaignsPagesAndDeleteRemovesOnlyEndedCampaigns) {
+  std::vector<std::string> ids = {Submit(), Submit(), Submit()};
+  v1::ListCampaignsRequest list;
+  list.set_page_size(2);
+  v1::ListCampaignsResponse page;
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::ListCampaigns, list, &page).ok());
+  ASSERT_EQ(page.campaigns_size(), 2);
+  EXPECT_EQ(page.campaigns(0).campaign_id(), ids[0]);
+  ASSERT_FALSE(page.next_page_token().empty());
+  list.set_page_token(page.next_page_token());
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::ListCampaigns, list, &page).ok());
+  ASSERT_EQ(page.campaigns_size(), 1);
+  EXPECT_EQ(page.campaigns(0).campaign_id(), ids[2]);
+  EXPECT_TRUE(page.next_page_token().empty());
+  list.set_page_size(5000);
+  EXPECT_EQ(Call(&v1::Coordinator::Stub::ListCampaigns, list, &page).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::DeleteCampaignRequest del;
+  del.set_campaign_id(ids[1]);
+  v1::DeleteCampaignResponse del_out;
+  grpc::Status s = Call(&v1::Coordinator::Stub::DeleteCampaign, del, &del_out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  v1::CancelCampaignRequest cancel;
+  cancel.set_campaign_id(ids[1]);
+  v1::CancelCampaignResponse cancel_out;
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::CancelCampaign, cancel, &cancel_out).ok());
+  s = Call(&v1::Coordinator::Stub::DeleteCampaign, del, &del_out);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_GE(del_out.records_deleted(), 3u);  // campaign + submitted + cancelled events
+  v1::GetCampaignRequest get;
+  get.set_campaign_id(ids[1]);
+  v1::GetCampaignResponse got;
+  EXPECT_EQ(Call(&v1::Coordinator::Stub::GetCampaign, get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Nothing of it is left in the store.
+  size_t left = 0;
+  for (const std::string& prefix : {std::string("c/") + ids[1], std::string("e/") + ids[1] + "/"}) {
+    ASSERT_TRUE(server_->store()
+                    .Scan(prefix, {}, [&](std::string_view, std::string_view) {
+                      ++left;
+                      return true;
+                    })
+                    .ok());
+  }
+  EXPECT_EQ(left, 0u);
+  list.set_page_size(0);
+  list.clear_page_token();
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::ListCampaigns, list, &page).ok());
+  EXPECT_EQ(page.campaigns_size(), 2);
+}
+
+// Item 7: /metrics behind the token when asked; /healthz stays open.
+std::string HttpGet(int port, const std::string& path, const std::string& extra_header) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "connect failed";
+  }
+  std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: localhost\r\n", extra_header,
+                                 "\r\n");
+  (void)!write(fd, req.data(), req.size());
+  std::string reply;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) reply.append(buf, n);
+  close(fd);
+  return reply.substr(0, reply.find("\r\n"));  // the status line
+}
+
+TEST(MetricsAuthTest, MetricsNeedTheTokenWhenRequired) {
+  CoordinatorOptions options;
+  options.tick_ms = 20;
+  options.metrics_listen = "127.0.0.1:0";
+  options.security.auth_token = "m-token-5d1e";
+  options.metrics_require_token = true;
+  auto server = CoordinatorServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->metrics_port();
+  ASSERT_GT(port, 0);
+  EXPECT_THAT(HttpGet(port, "/metrics", ""), ::testing::HasSubstr(" 401"));
+  EXPECT_THAT(HttpGet(port, "/metrics",
+                      absl::StrCat("Authorization: Basic ",
+                                   absl::Base64Escape("prometheus:wrong"), "\r\n")),
+              ::testing::HasSubstr(" 401"));
+  EXPECT_THAT(HttpGet(port, "/metrics",
+                      absl::StrCat("Authorization: Basic ",
+                                   absl::Base64Escape("prometheus:m-token-5d1e"), "\r\n")),
+              ::testing::HasSubstr(" 200"));
+  EXPECT_THAT(HttpGet(port, "/healthz", ""), ::testing::HasSubstr(" 200"));
+  options.security.auth_token.clear();
+  EXPECT_EQ(CoordinatorServer::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

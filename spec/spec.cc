@@ -28,6 +28,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -192,6 +193,22 @@ bool IsName(absl::string_view s) {
   });
 }
 
+// Control characters (terminal escape codes among them) as \xNN, so an
+// error message never drives the terminal it is printed on. Idempotent on
+// Quote()'s output, which has none left.
+std::string EscapeControl(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(c));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 // "...": the scalar as the user sees it, escaped and shortened.
 std::string Quote(absl::string_view s) {
   std::string out = "\"";
@@ -215,8 +232,17 @@ std::string Quote(absl::string_view s) {
       case '\t':
         out += "\\t";
         break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
-        out += c;
+        // Other control characters (ESC of terminal escape codes, BEL, DEL)
+        // as \xNN: an error message must not drive the user's terminal.
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          out += absl::StrFormat("\\x%02x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
     }
   }
   out += "\"";
@@ -396,7 +422,8 @@ class Parser {
     int line = mark.is_null() ? 1 : mark.line + 1;
     int column = mark.is_null() ? 1 : mark.column + 1;
     return absl::InvalidArgumentError(
-        absl::StrCat(filename_, ":", line, ":", column, ": ", path, ": ", message));
+        absl::StrCat(filename_, ":", line, ":", column, ": ", EscapeControl(path), ": ",
+                     EscapeControl(message)));
   }
   absl::Status Expected(const Field& f, absl::string_view expected, absl::string_view got) const {
     return ErrorAt(f.mark, f.path, absl::StrCat("expected ", expected, ", got ", got));

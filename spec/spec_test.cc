@@ -524,6 +524,11 @@ std::vector<ErrorCase> ErrorCases() {
       {"LimitsUnknownBackend", head + "limits:\n  azure: {}\n",
        "campaign.yaml:7:3: limits.azure: expected a backend, one of [local, "
        "replay, openai, vertex, command, test], got \"azure\""},
+      // Terminal escape codes in a value are shown escaped, never raw
+      // (ESC [2J would clear the terminal the error is printed on).
+      {"LimitsBackendWithTerminalEscape", head + "limits:\n  \"\\e[2Jx\\a\": {}\n",
+       "campaign.yaml:7:3: limits.\\x1b[2Jx\\x07: expected a backend, one of [local, "
+       "replay, openai, vertex, command, test], got \"\\x1b[2Jx\\x07\""},
       {"LimitsNegative", head + "limits:\n  openai: {max_concurrent_tune: -1}\n",
        "campaign.yaml:7:33: limits.openai.max_concurrent_tune: expected a "
        "non-negative integer (0 means unlimited), got \"-1\""},

@@ -10,6 +10,7 @@
 //   judge tasks   j/<campaign>/<task:BE32>     JudgeTaskRecord
 //   intents       i/<campaign>/<task:BE32>     TaskIntents
 //   events        e/<campaign>/<seq:BE64>      EventRecord (append-only)
+//   lease secret  k/lease_secret               32 raw bytes (one record)
 //
 // Indexes are big-endian so a prefix scan returns a campaign's rows in index
 // order, and every per-campaign prefix ends in '/', so campaign "ab" never
@@ -44,6 +45,9 @@ std::string IntentPrefix(const std::string& campaign);
 std::string Intent(const std::string& campaign, uint32_t task);
 std::string EventPrefix(const std::string& campaign);
 std::string Event(const std::string& campaign, uint64_t seq);
+// The secret lease tokens are derived from (32 random bytes, written once;
+// coordinator/scheduler.h). Never exported.
+inline constexpr char kLeaseSecretKey[] = "k/lease_secret";
 // Decodes the task index at the end of a task/result/judge/intent key.
 // False for a key too short to hold one.
 bool TaskIndexFromKey(std::string_view key, uint32_t* task);

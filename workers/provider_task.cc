@@ -146,6 +146,15 @@ absl::Status RecordProviderIntent(TaskContext& ctx, std::string_view backend,
                                                " intent at the coordinator: ",
                                                std::string(r.status().message())));
   }
+  if (r->outcome() != v1::COMPLETION_OUTCOME_ACCEPTED &&
+      r->outcome() != v1::COMPLETION_OUTCOME_UNSPECIFIED) {
+    // The coordinator did not store it: this attempt no longer holds the
+    // task (re-leased, finished, cancelled), so it must not pay.
+    return absl::AbortedError(absl::StrCat(std::string(backend), ": the ", kind,
+                                           " intent was refused (",
+                                           v1::CompletionOutcome_Name(r->outcome()),
+                                           "): this attempt no longer holds the task"));
+  }
   return absl::OkStatus();
 }
 

@@ -53,7 +53,8 @@ struct Worker::Execution {
       : task(std::move(t)),
         backend(b),
         ctx(task.task_id(), task.attempt(), std::move(log)),
-        attempt(task.attempt()) {}
+        attempt(task.attempt()),
+        lease_token(task.lease_token()) {}
 
   struct Report {
     bool success = false;
@@ -68,11 +69,13 @@ struct Worker::Execution {
   TuningBackend* const backend;  // null: not runnable here, report at once
   TaskContext ctx;
 
-  // Guarded by Worker::mu_. `attempt` is the attempt reported (a re-lease
-  // rebinds it); `detached` means the result is no longer wanted (lease
+  // Guarded by Worker::mu_. `attempt` is the attempt reported and
+  // `lease_token` its token, sent with every report (a re-lease rebinds
+  // both); `detached` means the result is no longer wanted (lease
   // lost, or handed back). `report` is set once, under mu_; after that only
   // the main loop reads it, so it may do so without the lock.
   uint32_t attempt;
+  std::string lease_token;
   bool detached = false;
   std::optional<Report> report;
 };
@@ -409,6 +412,7 @@ void Worker::Dispatch(const v1::LeaseTasksResponse& response) {
                                           task.attempt(), " while attempt ", held.attempt,
                                           " is held here: keeping it"));
           held.attempt = task.attempt();
+          held.lease_token = task.lease_token();
           ++stats_.rebound;
         }
         continue;
@@ -420,12 +424,20 @@ void Worker::Dispatch(const v1::LeaseTasksResponse& response) {
       auto e = std::make_shared<Execution>(task, backend, options_.log);
       // Provider intents go to the coordinator synchronously, retried while
       // it is unreachable (a backend must not pay before the intent is durable).
-      e->ctx.SetIntentSink([this, ctx = &e->ctx, task_id = task.task_id(),
-                            attempt = task.attempt()](const v1::TaskIntent& intent)
+      // The sink belongs to e->ctx, so `exec` outlives it. It reports under
+      // the attempt held now (a re-lease rebinds it).
+      e->ctx.SetIntentSink([this, ctx = &e->ctx, exec = e.get(),
+                            task_id = task.task_id()](const v1::TaskIntent& intent)
                                -> absl::StatusOr<v1::RecordTaskIntentResponse> {
         v1::RecordTaskIntentRequest request;
         request.set_worker_id(worker_id_);
         request.set_task_id(task_id);
+        uint32_t attempt;
+        {
+          absl::MutexLock lock(&mu_);
+          attempt = exec->attempt;
+          request.set_lease_token(exec->lease_token);
+        }
         request.set_attempt(attempt);
         *request.mutable_intent() = intent;
         Backoff backoff(options_.backoff_initial, options_.backoff_max, seed_ ^ attempt);
@@ -530,20 +542,21 @@ void Worker::HeartbeatLoop() {
   bool failing = false;
   while (true) {
     std::vector<std::pair<std::shared_ptr<Execution>, uint32_t>> held;
+    v1::HeartbeatRequest request;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(&heartbeat_exit_), heartbeat_interval_);
       if (heartbeat_exit_) return;
-      for (const auto& [id, e] : tasks_) held.emplace_back(e, e->attempt);
+      for (const auto& [id, e] : tasks_) {
+        held.emplace_back(e, e->attempt);
+        v1::TaskRef* ref = request.add_tasks();
+        ref->set_task_id(e->task.task_id());
+        ref->set_attempt(e->attempt);
+        ref->set_lease_token(e->lease_token);
+      }
     }
     if (held.empty()) continue;
-    v1::HeartbeatRequest request;
     request.set_worker_id(worker_id_);
-    for (const auto& [e, attempt] : held) {
-      v1::TaskRef* ref = request.add_tasks();
-      ref->set_task_id(e->task.task_id());
-      ref->set_attempt(attempt);
-    }
     absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(request);
     absl::MutexLock lock(&mu_);
     if (!response.ok()) {
@@ -627,6 +640,7 @@ Worker::FlushResult Worker::SendCompletions(const std::vector<std::shared_ptr<Ex
       v1::TaskCompletion* c = request.add_completions();
       c->set_task_id(e->task.task_id());
       c->set_attempt(e->attempt);
+      c->set_lease_token(e->lease_token);
       *c->mutable_result() = e->report->result;
     }
   }
@@ -693,6 +707,7 @@ Worker::FlushResult Worker::SendFailure(const std::shared_ptr<Execution>& e) {
     request.set_worker_id(worker_id_);
     request.set_task_id(e->task.task_id());
     request.set_attempt(e->attempt);
+    request.set_lease_token(e->lease_token);
     request.set_error(e->report->error);
     request.set_retryable(e->report->retryable);
     request.set_pause_campaign(e->report->pause_campaign);
