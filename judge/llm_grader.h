@@ -47,12 +47,12 @@
 // {question}\nAnswer: {answer}\nContext: {context}\nGuess: {guess}\n
 // Evaluation: " filled with item.prompt, item.reference, item.context and
 // item.answer), at temperature 0 and a fixed seed (default 42, the seed of
-// the authors' notebook calls; the paper does not state the judge's), with
+// the authors' notebook calls; their repository states none for the judge), with
 // max_tokens default 10. The reply must be the one word "Correct" or
 // "Incorrect" (ParsePaperVerdict); anything else is asked again and then an
 // `error` verdict, as above. The protocol has no stale or abstained verdict.
 // Steps 1-3 of GRADING apply unchanged. The judge model is the `model`
-// option; the paper does not name the model its judge used, so the default
+// option; the authors' repository does not name the judge's model, so the default
 // (gpt-4o-mini-2024-07-18) is ours. Note that item.prompt is the whole text
 // sent to the tuned model (for some datasets an instruction line before the
 // question), which ftb fills in for {question}.
