@@ -1077,7 +1077,7 @@ TEST(SpecFilesTest, DefaultCampaignIsTheDocumentedOne) {
   EXPECT_EQ(options.at("width").number_value(), 128);
   EXPECT_EQ(options.at("heads").number_value(), 4);
   EXPECT_EQ(options.at("max_new_tokens").number_value(), 8);
-  EXPECT_THAT(spec->grid().epochs(), ElementsAre(1, 5, 10, 30));
+  EXPECT_THAT(spec->grid().epochs(), ElementsAre(0, 1, 5, 10, 30));
   EXPECT_THAT(spec->grid().learning_rate_multiplier(), ElementsAre(1.0));
   EXPECT_THAT(spec->grid().batch_size(), ElementsAre(8));
   EXPECT_THAT(spec->grid().seed(), ElementsAre(0));
