@@ -327,6 +327,60 @@ TEST_F(CommandBackendTest, AnswersThroughAnOpenAiCompatibleEndpoint) {
   EXPECT_THAT(Run(backend, both).status().message(), HasSubstr("give `answer` or `endpoint`, not both"));
 }
 
+// Epochs 0 is the untuned base model: no training command runs for it and
+// the endpoint is asked under the model's own name; without an endpoint, and
+// with `auto` hyperparameters, the task is refused before anything runs.
+TEST_F(CommandBackendTest, EpochsZeroAsksTheBaseModelThroughTheEndpoint) {
+  testing::FakeProviderServer server("model_dir_server.py", {});
+  ASSERT_GT(server.port(), 0);
+  CommandBackend backend(artifacts_);
+  // The served base model: a directory the server knows, with no facts.
+  const std::string base = dir_.Write("base-model/model.json", "{}");
+  v1::TaskAssignment task = Task({0, 2});
+  task.mutable_tune()->mutable_model()->set_name(std::filesystem::path(base).parent_path());
+  task.mutable_tune()->mutable_model()->mutable_options()->mutable_fields()->erase("answer");
+  auto& endpoint = *Option(task, "endpoint").mutable_struct_value()->mutable_fields();
+  endpoint["base_url"].set_string_value(server.origin() + "/v1");
+  endpoint["model"].set_string_value("{model_dir}");
+  auto result = Run(backend, task);
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << log();
+  EXPECT_EQ(backend.trainings(), 1);  // epochs 2 only
+  ASSERT_EQ(result->answers_size(), 2);
+  EXPECT_EQ(result->answers(0).cell_id(), "cell-e0");
+  EXPECT_EQ(Accuracy(result->answers(0), "memorization"), 0.0);
+  EXPECT_EQ(Accuracy(result->answers(1), "memorization"), 1.0);
+  EXPECT_EQ(server.Stats()["chat_completions"].get<int>(),
+            result->answers(0).items_size() + result->answers(1).items_size());
+  EXPECT_THAT(log(), HasSubstr("epochs 0: asking the base model"));
+
+  // Epochs 0 alone: no training at all.
+  v1::TaskAssignment only_base = task;
+  only_base.mutable_tune()->clear_epochs();
+  only_base.mutable_tune()->clear_cell_ids();
+  only_base.mutable_tune()->add_epochs(0);
+  only_base.mutable_tune()->add_cell_ids("cell-e0");
+  auto base_only = Run(backend, only_base);
+  ASSERT_TRUE(base_only.ok()) << base_only.status();
+  EXPECT_EQ(backend.trainings(), 1);
+  EXPECT_EQ(backend.reuses(), 0);
+
+  // Without an endpoint there is nothing to ask an untuned model with.
+  auto no_endpoint = Run(backend, Task({0, 1}));
+  EXPECT_THAT(CodeAndMessage(no_endpoint.status()),
+              HasSubstr("INVALID_ARGUMENT: command backend: epochs 0 (the base model) needs "
+                        "model.options.endpoint"));
+  // auto leaves the training command without a value.
+  v1::TaskAssignment auto_lr = Task({1});
+  auto_lr.mutable_tune()->set_learning_rate_multiplier(0);
+  EXPECT_THAT(CodeAndMessage(Run(backend, auto_lr).status()),
+              HasSubstr("INVALID_ARGUMENT: command backend: tune.learning_rate_multiplier is auto"));
+  v1::TaskAssignment auto_batch = Task({1});
+  auto_batch.mutable_tune()->set_batch_size(0);
+  EXPECT_THAT(CodeAndMessage(Run(backend, auto_batch).status()),
+              HasSubstr("INVALID_ARGUMENT: command backend: tune.batch_size is auto"));
+  EXPECT_EQ(backend.trainings(), 1);  // nothing ran for the refused tasks
+}
+
 TEST(ExpandTemplateTest, QuotesValuesAndKeepsDoubledBraces) {
   auto s = ExpandTemplate("run {a} --json '{{\"k\": 1}}' {b}", {{"a", "x y"}, {"b", "it's"}}, "t");
   ASSERT_TRUE(s.ok()) << s.status();

@@ -260,6 +260,23 @@ TEST_F(ReplayFixture, Errors) {
   EXPECT_EQ(RunOnce(missing).status().code(), absl::StatusCode::kNotFound);
 }
 
+// The recorded files hold fine-tuned models' responses only: a cell at
+// epochs 0 (the untuned base model) has nothing to replay.
+TEST_F(ReplayFixture, EpochsZeroIsRefused) {
+  v1::TaskAssignment task = ReplayTask(dir_.path(), "m1", dir_.path());
+  task.mutable_tune()->clear_epochs();
+  task.mutable_tune()->clear_cell_ids();
+  task.mutable_tune()->add_epochs(0);
+  task.mutable_tune()->add_cell_ids("cell-e0");
+  task.mutable_tune()->add_epochs(1);
+  task.mutable_tune()->add_cell_ids("cell-e1");
+  EXPECT_EQ(CodeAndMessage(RunOnce(task).status()),
+            "INVALID_ARGUMENT: replay: epochs 0 (the untuned base model) cannot be replayed: the "
+            "recorded files hold one \"<model>_response\" column per fine-tuned model and no "
+            "base-model column; use epochs of at least 1 (the spec refuses epochs 0 for replay at "
+            "plan time)");
+}
+
 TEST_F(ReplayFixture, CancelledRunsReturnCancelled) {
   ReplayBackend backend;
   v1::TaskAssignment task = ReplayTask(dir_.path(), "m1", dir_.path());
