@@ -3,6 +3,13 @@
 // coordinator's stored state. Pure functions over a CampaignReport, which
 // LoadCampaignReport builds by reading a StateStore. Thread-safe.
 //
+// The FineTuneBench paper's figures (docs/report-format.md, "The paper's
+// metrics"): generalization is the rephrase-type sets only
+// (PaperGeneralization); secondary and comparison are inference sets,
+// reported on their own with chance and majority-class baselines
+// (IsYesNo, MajorityBaseline); Leaderboard averages datasets per model at
+// the largest epoch count, with new- vs updated-knowledge means.
+//
 // Verdict accounting (docs/report-format.md): `correct` counts as right;
 // `incorrect`, `stale` (the pre-update answer) and `abstained` count as
 // wrong; `no_answer` (nothing recorded for the question, e.g. a replayed
