@@ -4,6 +4,7 @@
 #include <csignal>
 #include <filesystem>
 #include <chrono>
+#include <iostream>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -152,7 +153,29 @@ absl::Status RunCoordinator(const CoordinatorCommandOptions& options, std::ostre
   out << std::endl;
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
-  while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Runs until a signal, or until the state store fails: then health is
+  // already NOT_SERVING, committed state stays exportable (ExportCampaign)
+  // for a drain period, and the process
+  // exits non-zero so its supervisor restarts it (docs/storage-faults.md).
+  absl::Status store_failure;
+  while (g_signal == 0 && store_failure.ok()) {
+    store_failure = server->WaitForStoreFailure(absl::Milliseconds(50));
+  }
+  if (!store_failure.ok()) {
+    std::cerr << "ftb coordinator: state store failed: " << store_failure.message()
+              << "; health is NOT_SERVING, committed state stays exportable for another "
+              << o.store_failure_drain_seconds << " s, then exiting with status 1 "
+              << "(restart to recover from the committed state)" << std::endl;
+    auto drain_end = std::chrono::steady_clock::now() +
+                     std::chrono::duration<double>(o.store_failure_drain_seconds);
+    while (g_signal == 0 && std::chrono::steady_clock::now() < drain_end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    server->Shutdown();
+    return absl::Status(store_failure.code(),
+                        absl::StrCat("coordinator stopped: state store failed: ",
+                                     store_failure.message()));
+  }
   out << "ftb coordinator: signal " << g_signal.load() << ", shutting down" << std::endl;
   server->Shutdown();
   return absl::OkStatus();

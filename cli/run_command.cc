@@ -93,7 +93,9 @@ absl::Status Report(const ReportOptions& options, std::ostream& out) {
     store = std::make_unique<storage::MemoryStateStore>();
     FTB_ASSIGN_OR_RETURN(id, ExportCampaign(options.client, options.campaign_id, *store));
   } else {
-    FTB_ASSIGN_OR_RETURN(store, storage::RocksDbStateStore::Open(options.state_dir));
+    // Read-only: a report never replays the log into new files, deletes
+    // one, or needs a writable directory (docs/storage-faults.md).
+    FTB_ASSIGN_OR_RETURN(store, storage::RocksDbStateStore::OpenReadOnly(options.state_dir));
   }
   if (id.empty()) {
     FTB_ASSIGN_OR_RETURN(std::vector<std::string> ids, report::ListCampaignIds(*store));
@@ -213,7 +215,10 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
   uint64_t first_finished = 0;
   bool have_first = false;
   v1::CampaignProgress p;
-  while (g_run_signal == 0) {
+  // A failed state store ends the run too (docs/storage-faults.md).
+  absl::Status store_failure;
+  while (g_run_signal == 0 &&
+         (store_failure = server->WaitForStoreFailure(absl::ZeroDuration())).ok()) {
     v1::GetCampaignRequest get;
     get.set_campaign_id(id);
     v1::GetCampaignResponse got;
@@ -245,7 +250,7 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
     std::this_thread::sleep_for(std::chrono::milliseconds(tty ? 200 : 500));
   }
   if (tty) out << "\n";
-  const bool interrupted = g_run_signal != 0;
+  const bool interrupted = g_run_signal != 0 || !store_failure.ok();
   for (auto& w : pool) {
     w->Stop();
     if (interrupted) w->Stop();  // hand running tasks back now
@@ -253,6 +258,13 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
   for (auto& t : threads) t.join();
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
+  if (!store_failure.ok()) {
+    server->Shutdown();
+    return absl::Status(store_failure.code(),
+                        absl::StrCat("state store failed: ", store_failure.message(),
+                                     "; fix that, then run again with --state ",
+                                     options.state_dir, " to resume"));
+  }
   if (interrupted) {
     server->Shutdown();
     return absl::CancelledError(absl::StrCat(

@@ -66,6 +66,19 @@ void SchedulerLoop::Stop() {
   if (commit_thread_.joinable()) commit_thread_.join();  // writes and completes it
 }
 
+void SchedulerLoop::OnWriteFailure(std::function<void(const absl::Status&)> handler) {
+  absl::Status failed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_failure_.ok()) {
+      on_write_failure_ = std::move(handler);
+      return;
+    }
+    failed = write_failure_;
+  }
+  handler(failed);
+}
+
 uint64_t SchedulerLoop::batches() const {
   absl::MutexLock lock(&mu_);
   return batches_;
@@ -191,8 +204,15 @@ void SchedulerLoop::CommitLoop() {
     if (write) status = store->Write(commit.batch);  // one synced write for the batch
     const auto done_start = std::chrono::steady_clock::now();
     if (!status.ok()) {
-      absl::MutexLock lock(&mu_);
-      if (write_failure_.ok()) write_failure_ = status;
+      std::function<void(const absl::Status&)> handler;
+      {
+        absl::MutexLock lock(&mu_);
+        if (write_failure_.ok()) {
+          write_failure_ = status;
+          handler = std::move(on_write_failure_);
+        }
+      }
+      if (handler) handler(status);  // before any RPC of the batch is answered
     }
     for (Op& op : commit.ops) op.done(status);
     const auto done_end = std::chrono::steady_clock::now();
@@ -882,7 +902,30 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     health->SetServingStatus("ftb.v1.Coordinator", true);
   }
   server->host_ = options.listen.substr(0, options.listen.rfind(':'));
+  // Health goes NOT_SERVING the moment a write fails (class comment). The
+  // loop's commit thread calls this; it is joined before server_ goes.
+  CoordinatorServer* raw = server.get();
+  server->loop_->OnWriteFailure([raw](const absl::Status& failure) {
+    {
+      absl::MutexLock lock(&raw->failure_mu_);
+      if (!raw->store_failure_.ok()) return;
+      raw->store_failure_ = failure;
+    }
+    if (auto* health = raw->server_->GetHealthCheckService()) {
+      health->SetServingStatus("ftb.v1.Coordinator", false);
+      health->SetServingStatus(false);
+    }
+  });
   return server;
+}
+
+absl::Status CoordinatorServer::WaitForStoreFailure(absl::Duration timeout) {
+  absl::MutexLock lock(&failure_mu_);
+  auto failed = [this]() ABSL_SHARED_LOCKS_REQUIRED(failure_mu_) {
+    return !store_failure_.ok();
+  };
+  failure_mu_.AwaitWithTimeout(absl::Condition(&failed), timeout);
+  return store_failure_;
 }
 
 std::string CoordinatorServer::address() const { return absl::StrCat(host_, ":", port_); }

@@ -58,6 +58,14 @@ class SchedulerLoop {
   // Runs what is queued, writes it, and joins both threads. Idempotent.
   void Stop();
 
+  // `handler` runs once, on the commit thread, with the first failed write's
+  // status (at once, on this thread, if one has already failed). From then
+  // on nothing is written and the scheduler refuses work (see the file
+  // comment); the handler decides what the process does (CoordinatorServer:
+  // health NOT_SERVING, then the process drains and exits). Call at most
+  // once, before or while serving.
+  void OnWriteFailure(std::function<void(const absl::Status&)> handler);
+
   // Batches committed and operations run, for tests and benchmarks.
   uint64_t batches() const;
   uint64_t operations() const;
@@ -107,6 +115,7 @@ class SchedulerLoop {
   bool committing_ ABSL_GUARDED_BY(mu_) = false;
   bool loop_done_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
+  std::function<void(const absl::Status&)> on_write_failure_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   std::thread commit_thread_;
 };
@@ -202,6 +211,10 @@ struct CoordinatorOptions {
   const cost::PriceTable* prices = nullptr;
   // See SchedulerOptions::requeue_leased_on_recovery.
   bool requeue_leased_on_recovery = false;
+  // After a state store write fails: how long `ftb coordinator` keeps
+  // exporting committed state (health already NOT_SERVING) before it shuts
+  // down and exits non-zero. See docs/storage-faults.md.
+  double store_failure_drain_seconds = 3;
 };
 
 class CoordinatorServer {
@@ -228,6 +241,19 @@ class CoordinatorServer {
   // Wall time Recover() took at start.
   double recovery_seconds() const { return recovery_seconds_; }
 
+  // The failed-store behaviour (docs/storage-faults.md). When a write to the
+  // state store fails, the server at once turns gRPC health to NOT_SERVING
+  // (overall and "ftb.v1.Coordinator"); every RPC served by the scheduler
+  // loop answers UNAVAILABLE naming the store error (reads too: memory may
+  // hold changes that never reached the disk), while ExportCampaign (`ftb
+  // report --coordinator`) keeps serving the committed records until
+  // Shutdown.
+  // The owner of the process then drains and exits non-zero so a supervisor
+  // restarts it, and the restart recovers from what was committed.
+  // Returns the store error once one has happened (OK until then), waiting
+  // up to `timeout` for it. Thread-safe.
+  absl::Status WaitForStoreFailure(absl::Duration timeout);
+
  private:
   CoordinatorServer() = default;
   std::unique_ptr<storage::StateStore> store_;
@@ -241,6 +267,8 @@ class CoordinatorServer {
   std::string host_;
   double recovery_seconds_ = 0;
   bool shut_down_ = false;
+  absl::Mutex failure_mu_;
+  absl::Status store_failure_ ABSL_GUARDED_BY(failure_mu_);
 };
 
 }  // namespace ftb::coordinator

@@ -1,7 +1,15 @@
 #include "storage/rocksdb_state_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <limits>
 #include <optional>
 #include <string>
@@ -10,13 +18,20 @@
 #include <vector>
 
 #include "absl/memory/memory.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
@@ -101,9 +116,16 @@ rocksdb::Options MakeRocksDbOptions(const RocksDbStateStoreOptions& o) {
   // Write SST files back incrementally instead of one large fsync that would
   // stall WAL syncs sharing the disk.
   options.bytes_per_sync = 1 << 20;
-  // Explicit (it is the 7.x default): after a crash, recover every record up
-  // to the first torn or missing one. Synced writes precede any torn tail.
-  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Every acknowledged write was synced, so the only damage a crash leaves
+  // is a torn record at the end of the last log, which was never
+  // acknowledged: drop that, and fail with Corruption on anything else. (The
+  // 7.x default, kPointInTimeRecovery, silently drops everything after the
+  // first bad record; kAbsoluteConsistency would refuse to start after a
+  // power loss that tore an unacknowledged write.) What no recovery mode can
+  // see (a log cut at a record boundary, zeroed or deleted) the
+  // acknowledged-sequence witness catches; see the header.
+  options.wal_recovery_mode =
+      rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   options.keep_log_file_num = 10;
   options.memtable_insert_with_hint_prefix_extractor =
       std::make_shared<SequentialSuffixPrefix>();
@@ -129,6 +151,192 @@ rocksdb::Options MakeRocksDbOptions(const RocksDbStateStoreOptions& o) {
   return options;
 }
 
+// Discards RocksDB's info log, so a read-only open writes no LOG file.
+class NullLogger : public rocksdb::Logger {
+ public:
+  using rocksdb::Logger::Logv;
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+};
+
+// RocksDB's info log in DIR/LOG (the previous one kept as LOG.old), written
+// with plain write(2) whose errors are ignored. RocksDB 7.8's own file
+// logger aborts the process (assertion `sync_without_flush_called_` in
+// WritableFileWriter) on the next line after a failed write, e.g. once the
+// directory has turned read-only or immutable: the store must answer such
+// errors with a Status, never an abort.
+class FileLogger : public rocksdb::Logger {
+ public:
+  explicit FileLogger(int fd) : fd_(fd) {}
+  ~FileLogger() override { close(fd_); }
+
+  // Nullptr if DIR/LOG cannot be created (then RocksDB logs nothing).
+  static std::shared_ptr<rocksdb::Logger> Open(const std::string& dir) {
+    const std::string path = (std::filesystem::path(dir) / "LOG").string();
+    std::error_code ec;
+    if (std::filesystem::exists(path, ec)) {
+      std::filesystem::rename(path, path + ".old", ec);
+    }
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return std::make_shared<NullLogger>();
+    return std::make_shared<FileLogger>(fd);
+  }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[4096];
+    const absl::Time now = absl::Now();
+    int n = absl::SNPrintF(line, sizeof(line), "%s ",
+                           absl::FormatTime("%Y/%m/%d-%H:%M:%E6S", now, absl::UTCTimeZone()));
+    if (n < 0 || n >= static_cast<int>(sizeof(line))) return;
+    va_list copy;
+    va_copy(copy, ap);
+    int m = std::vsnprintf(line + n, sizeof(line) - n - 1, format, copy);
+    va_end(copy);
+    if (m < 0) return;
+    size_t len = std::min(sizeof(line) - 2, static_cast<size_t>(n + m));
+    if (len == 0 || line[len - 1] != '\n') line[len++] = '\n';
+    ssize_t ignored = ::write(fd_, line, len);  // errors are not the store's
+    (void)ignored;
+  }
+
+ private:
+  const int fd_;
+};
+
+std::string AckedPath(const std::string& dir) {
+  return (std::filesystem::path(dir) /
+          RocksDbStateStore::kAckedSequenceFile)
+      .string();
+}
+
+absl::Status ErrnoStatus(int err, std::string_view context) {
+  std::string msg = absl::StrCat(AbslView(context), ": ", std::strerror(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  return absl::UnavailableError(msg);
+}
+
+// The WAL files in `dir`, for messages ("none" if there are none).
+std::string LogFiles(const std::string& dir) {
+  std::vector<std::string> logs;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".log") logs.push_back(e.path().string());
+  }
+  std::sort(logs.begin(), logs.end());
+  return logs.empty() ? "none" : absl::StrJoin(logs, ", ");
+}
+
+constexpr char kWhatToDo[] =
+    "Nothing in the directory was changed. Restore it from a backup; or, to "
+    "continue from what survives (campaigns resume from there and lost work "
+    "is redone, lost results are recomputed), copy the directory aside and "
+    "follow docs/storage-faults.md";
+
+// A kDataLoss from opening `dir`, with what to do; other errors unchanged.
+absl::Status Damaged(const absl::Status& s, const std::string& dir) {
+  if (s.code() != absl::StatusCode::kDataLoss) return s;
+  return absl::DataLossError(absl::StrCat(
+      "state store ", dir, " is damaged and was not opened: ", s.message(),
+      " (write-ahead log files: ", LogFiles(dir), "). ", kWhatToDo));
+}
+
+// The witness: nullopt when the file is absent (a store written before the
+// witness existed, or an operator accepted a loss by deleting it).
+absl::StatusOr<std::optional<uint64_t>> ReadAcked(const std::string& dir) {
+  const std::string path = AckedPath(dir);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    if (errno == ENOENT || !std::filesystem::exists(path)) {
+      return std::optional<uint64_t>();
+    }
+    return ErrnoStatus(errno, absl::StrCat("cannot read ", path));
+  }
+  std::stringstream text;
+  text << f.rdbuf();
+  std::vector<std::string> fields =
+      absl::StrSplit(absl::StripTrailingAsciiWhitespace(text.str()), ' ');
+  uint64_t a = 0, b = 0;
+  if (fields.size() != 2 || !absl::SimpleAtoi(fields[0], &a) ||
+      !absl::SimpleAtoi(fields[1], &b) || a != b) {
+    return absl::DataLossError(absl::StrCat(
+        path, " is unreadable (expected \"N N\", the same number twice; "
+              "found \"", absl::CEscape(text.str().substr(0, 64)),
+        "\"); it records how far acknowledged writes went, so the log cannot "
+        "be checked against it. If the machine lost power while the "
+        "coordinator ran, delete this file to accept what the log recovers "
+        "(docs/storage-faults.md)"));
+  }
+  return std::optional<uint64_t>(a);
+}
+
+// Refuses a database whose replayed log ends before the witness.
+absl::Status CheckRecovered(const std::string& dir, rocksdb::DB* db) {
+  FTB_ASSIGN_OR_RETURN(std::optional<uint64_t> acked, ReadAcked(dir));
+  if (!acked.has_value()) return absl::OkStatus();
+  const uint64_t recovered = db->GetLatestSequenceNumber();
+  if (recovered >= *acked) return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat(
+      "state store ", dir, " lost acknowledged writes: its write-ahead log (",
+      LogFiles(dir), ") recovers up to sequence number ", recovered,
+      ", but writes up to ", *acked, " were acknowledged (recorded in ",
+      AckedPath(dir),
+      "); the log was truncated, zeroed or deleted. ", kWhatToDo));
+}
+
+// The column families of an existing store, checked; nullopt if `dir` holds
+// no database yet.
+absl::StatusOr<std::optional<std::vector<std::string>>> ExistingFamilies(
+    const rocksdb::Options& options, const std::string& dir) {
+  std::vector<std::string> existing;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(options, dir, &existing);
+  if (!s.ok()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+      return std::optional<std::vector<std::string>>();  // no database yet
+    }
+    return Damaged(
+        FromRocksDb(s, absl::StrCat("cannot read the MANIFEST of ", dir)), dir);
+  }
+  for (const std::string& name : existing) {
+    if (name != rocksdb::kDefaultColumnFamilyName &&
+        name != RocksDbStateStore::kMetaColumnFamily) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "state store ", dir, " has column family \"", absl::CEscape(name),
+          "\", which this ftb does not know; is it an ftb state store?"));
+    }
+  }
+  return std::optional<std::vector<std::string>>(std::move(existing));
+}
+
+// Opens `dir` read-only (in-memory log replay, no file touched) and checks
+// the replay against the witness. On success the caller owns *db and the
+// two handles.
+absl::Status OpenCheckedReadOnly(const rocksdb::Options& base,
+                                 const std::string& dir, rocksdb::DB** db,
+                                 std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
+  rocksdb::Options options = base;
+  options.create_if_missing = false;
+  options.create_missing_column_families = false;
+  options.info_log = std::make_shared<NullLogger>();
+  rocksdb::ColumnFamilyOptions cf_options(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {RocksDbStateStore::kMetaColumnFamily, cf_options}};
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
+      rocksdb::DBOptions(options), dir, families, handles, db);
+  FTB_RETURN_IF_ERROR(
+      Damaged(FromRocksDb(s, absl::StrCat("cannot open state store ", dir)), dir));
+  absl::Status checked = CheckRecovered(dir, *db);
+  if (!checked.ok()) {
+    for (auto* h : *handles) (*db)->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    (*db)->Close().PermitUncheckedError();
+    delete *db;
+    *db = nullptr;
+    handles->clear();
+  }
+  return checked;
+}
+
 }  // namespace
 
 struct RocksDbStateStore::Writer {
@@ -143,14 +351,20 @@ RocksDbStateStore::RocksDbStateStore(std::string dir,
                                      const RocksDbStateStoreOptions& options,
                                      rocksdb::DB* db,
                                      rocksdb::ColumnFamilyHandle* data_cf,
-                                     rocksdb::ColumnFamilyHandle* meta_cf)
+                                     rocksdb::ColumnFamilyHandle* meta_cf,
+                                     bool read_only)
     : dir_(std::move(dir)),
       options_(options),
       db_(db),
       data_cf_(data_cf),
-      meta_cf_(meta_cf) {}
+      meta_cf_(meta_cf),
+      read_only_(read_only) {}
 
 RocksDbStateStore::~RocksDbStateStore() {
+  {
+    absl::MutexLock lock(&ack_mu_);
+    if (ack_fd_ >= 0) close(ack_fd_);
+  }
   // RocksDB requires the handles to go before the database.
   db_->DestroyColumnFamilyHandle(data_cf_).PermitUncheckedError();
   db_->DestroyColumnFamilyHandle(meta_cf_).PermitUncheckedError();
@@ -170,17 +384,21 @@ absl::StatusOr<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
 
   // Refuse databases with column families we would not know how to open
   // (not an ftb store, or one from a future layout) before touching them.
-  // ListColumnFamilies fails when there is no database yet; Open creates it.
-  std::vector<std::string> existing;
-  if (rocksdb::DB::ListColumnFamilies(db_options, dir, &existing).ok()) {
-    for (const std::string& name : existing) {
-      if (name != rocksdb::kDefaultColumnFamilyName &&
-          name != kMetaColumnFamily) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "state store ", dir, " has column family \"", absl::CEscape(name),
-            "\", which this ftb does not know; is it an ftb state store?"));
-      }
+  FTB_ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> existing,
+                       ExistingFamilies(db_options, dir));
+  if (existing.has_value()) {
+    // Replay the log in memory first and check it against the witness: a
+    // read-write open would write the replayed state to a new SST file and
+    // delete the old log, making a loss permanent.
+    rocksdb::DB* check = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> check_handles;
+    FTB_RETURN_IF_ERROR(
+        OpenCheckedReadOnly(db_options, dir, &check, &check_handles));
+    for (auto* h : check_handles) {
+      check->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     }
+    check->Close().PermitUncheckedError();
+    delete check;
   }
 
   rocksdb::ColumnFamilyOptions cf_options(db_options);
@@ -189,14 +407,81 @@ absl::StatusOr<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
       {kMetaColumnFamily, cf_options}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
+  db_options.info_log = FileLogger::Open(dir);
   rocksdb::Status s = rocksdb::DB::Open(rocksdb::DBOptions(db_options), dir,
                                         families, &handles, &db);
-  FTB_RETURN_IF_ERROR(
-      FromRocksDb(s, absl::StrCat("cannot open state store ", dir)));
-  auto store = absl::WrapUnique(
-      new RocksDbStateStore(dir, options, db, handles[0], handles[1]));
+  FTB_RETURN_IF_ERROR(Damaged(
+      FromRocksDb(s, absl::StrCat("cannot open state store ", dir)), dir));
+  auto store = absl::WrapUnique(new RocksDbStateStore(
+      dir, options, db, handles[0], handles[1], /*read_only=*/false));
+  FTB_RETURN_IF_ERROR(store->CheckOrInitSchemaVersion());
+  {
+    absl::MutexLock lock(&store->ack_mu_);
+    store->ack_fd_ = open(AckedPath(dir).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (store->ack_fd_ < 0) {
+      return ErrnoStatus(errno, absl::StrCat("cannot open ", AckedPath(dir)));
+    }
+  }
+  FTB_RETURN_IF_ERROR(store->RecordAcknowledged());
+  return store;
+}
+
+absl::StatusOr<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::OpenReadOnly(
+    const std::string& dir, const RocksDbStateStoreOptions& options) {
+  rocksdb::Options db_options = MakeRocksDbOptions(options);
+  FTB_ASSIGN_OR_RETURN(std::optional<std::vector<std::string>> existing,
+                       ExistingFamilies(db_options, dir));
+  if (!existing.has_value()) {
+    return absl::NotFoundError(
+        absl::StrCat("no state store in ", dir, " (no RocksDB CURRENT file)"));
+  }
+  // A read-only instance beside a live writer has undefined behaviour
+  // (rocksdb/db.h). RocksDB's writer holds a POSIX write lock on LOCK;
+  // F_GETLK only tests for it. (Locks of this same process are invisible
+  // to F_GETLK; in-process readers go through the store object instead.)
+  const std::string lock_path = (std::filesystem::path(dir) / "LOCK").string();
+  int lock_fd = open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (lock_fd >= 0) {
+    struct flock probe = {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    const bool held = fcntl(lock_fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+    close(lock_fd);
+    if (held) {
+      return absl::UnavailableError(absl::StrCat(
+          "state store ", dir, " is open in a running coordinator (pid ", probe.l_pid,
+          "); read it through that coordinator (e.g. ftb report --coordinator "
+          "HOST:PORT) or stop it first"));
+    }
+  }
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  FTB_RETURN_IF_ERROR(OpenCheckedReadOnly(db_options, dir, &db, &handles));
+  if (handles.size() != 2) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state store ", dir, ": unexpected column families"));
+  }
+  auto store = absl::WrapUnique(new RocksDbStateStore(
+      dir, options, db, handles[0], handles[1], /*read_only=*/true));
   FTB_RETURN_IF_ERROR(store->CheckOrInitSchemaVersion());
   return store;
+}
+
+absl::Status RocksDbStateStore::RecordAcknowledged() {
+  absl::MutexLock lock(&ack_mu_);
+  if (ack_fd_ < 0) return absl::OkStatus();
+  const uint64_t seq = db_->GetLatestSequenceNumber();
+  if (seq <= acked_ && acked_ != 0) return absl::OkStatus();
+  // Fixed width: the file never shrinks, so no stale tail survives.
+  const std::string text = absl::StrFormat("%020d %020d\n", seq, seq);
+  ssize_t n = pwrite(ack_fd_, text.data(), text.size(), 0);
+  if (n != static_cast<ssize_t>(text.size())) {
+    return ErrnoStatus(n < 0 ? errno : EIO,
+                       absl::StrCat("state store ", dir_, ": cannot record the "
+                                    "acknowledged sequence in ", AckedPath(dir_)));
+  }
+  acked_ = seq;
+  return absl::OkStatus();
 }
 
 absl::Status RocksDbStateStore::CheckOrInitSchemaVersion() {
@@ -206,6 +491,7 @@ absl::Status RocksDbStateStore::CheckOrInitSchemaVersion() {
   if (s.IsNotFound()) {
     // A new store, or one whose creation crashed before this record was
     // written: both are empty. Data without a version is not ours to guess.
+    // (A read-only store checks the same but cannot write the record.)
     std::unique_ptr<rocksdb::Iterator> it(
         db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
     it->SeekToFirst();
@@ -217,6 +503,7 @@ absl::Status RocksDbStateStore::CheckOrInitSchemaVersion() {
           " holds data but has no schema version record; refusing to guess "
           "its format"));
     }
+    if (read_only_) return absl::OkStatus();
     FTB_RETURN_IF_ERROR(FromRocksDb(
         db_->Put(SyncedWrite(), meta_cf_, kSchemaVersionKey,
                  absl::StrCat(kSchemaVersion)),
@@ -301,6 +588,10 @@ absl::Status RocksDbStateStore::Scan(std::string_view prefix,
 
 absl::Status RocksDbStateStore::Write(const WriteBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
+  if (read_only_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state store ", dir_, " was opened read-only"));
+  }
   constexpr size_t kMaxSliceBytes = std::numeric_limits<uint32_t>::max();
   for (const WriteBatch::Op& op : batch.ops()) {
     if (op.key.size() >= kMaxSliceBytes || op.value.size() >= kMaxSliceBytes) {
@@ -361,6 +652,10 @@ absl::Status RocksDbStateStore::Write(const WriteBatch& batch) {
 
 absl::Status RocksDbStateStore::CommitGroup(const Writer* const* writers,
                                             size_t n) {
+  {
+    absl::MutexLock lock(&failure_mu_);
+    if (!failure_.ok()) return failure_;
+  }
   rocksdb::WriteBatch merged;
   for (size_t i = 0; i < n; ++i) {
     for (const WriteBatch::Op& op : writers[i]->batch->ops()) {
@@ -380,7 +675,20 @@ absl::Status RocksDbStateStore::CommitGroup(const Writer* const* writers,
   rocksdb::Status s = db_->Write(SyncedWrite(), &merged);
   writes_.fetch_add(n, std::memory_order_relaxed);
   commits_.fetch_add(1, std::memory_order_relaxed);
-  return FromRocksDb(s, absl::StrCat("state store ", dir_, ": write"));
+  absl::Status status = FromRocksDb(s, absl::StrCat("state store ", dir_, ": write"));
+  // Durable now; the witness may lag it but never lead it.
+  if (status.ok()) status = RecordAcknowledged();
+  if (!status.ok()) {
+    absl::MutexLock lock(&failure_mu_);
+    if (failure_.ok()) {
+      failure_ = absl::Status(
+          status.code(), absl::StrCat(status.message(),
+                                      " (the store refuses writes from now on; "
+                                      "restart to recover from what is on disk)"));
+    }
+    return failure_;
+  }
+  return status;
 }
 
 absl::StatusOr<uint64_t> RocksDbStateStore::ApproximateSize(
@@ -402,6 +710,14 @@ absl::StatusOr<uint64_t> RocksDbStateStore::ApproximateSize(
 }
 
 absl::Status RocksDbStateStore::Flush() {
+  if (read_only_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state store ", dir_, " was opened read-only"));
+  }
+  {
+    absl::MutexLock lock(&failure_mu_);
+    if (!failure_.ok()) return failure_;
+  }
   rocksdb::FlushOptions options;
   options.wait = true;
   return FromRocksDb(db_->Flush(options, {data_cf_, meta_cf_}),

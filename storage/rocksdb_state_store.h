@@ -3,9 +3,20 @@
 //
 // Durability: the write-ahead log is on and every Write() is synced
 // (WriteOptions::sync) before it returns OK, so an acknowledged write
-// survives kill -9 and power loss. After a crash RocksDB recovers to the last
-// consistent point of the log (kPointInTimeRecovery): every acknowledged
-// write, each batch entirely or not at all.
+// survives kill -9 and power loss. The only damage a crash can leave is a
+// torn record at the very end of the last log (a write that was never
+// acknowledged); RocksDB replays with kTolerateCorruptedTailRecords, which
+// drops such a tail and fails with Corruption on any other damaged record.
+//
+// Acknowledged-write witness. A log that is truncated at a record boundary,
+// zeroed or deleted replays "cleanly" to an earlier point in every RocksDB
+// recovery mode. So after each successful synced write the store records the
+// RocksDB sequence number it reached in the file kAckedSequenceFile (a plain
+// write of a few bytes, no fsync: it can only lag the log, never lead it).
+// Open() first replays the log read-only, in memory, and refuses with
+// kDataLoss if the recovered sequence is below the recorded one, naming the
+// log files and what to do, before anything on disk is touched. See
+// docs/storage-faults.md for every damage case and its outcome.
 //
 // Group commit: an fsync costs ~0.1-10 ms, so one sync per Write() would cap
 // the store at a few hundred writes/s. Concurrent Write() calls instead queue
@@ -80,6 +91,10 @@ class RocksDbStateStore : public StateStore {
   // Column family holding store metadata, and the schema version key in it.
   static constexpr char kMetaColumnFamily[] = "ftb_meta";
   static constexpr char kSchemaVersionKey[] = "schema_version";
+  // The acknowledged-write witness in the store directory (file comment):
+  // "<seq> <seq>\n", the same decimal number twice so a torn write is seen.
+  // Deleting it makes the next Open accept whatever the log recovers.
+  static constexpr char kAckedSequenceFile[] = "FTB-ACKNOWLEDGED-SEQUENCE";
 
   // Opens the store in `dir`, creating the directory (and parents) and an
   // empty store with the current kSchemaVersion if missing. Returns
@@ -88,10 +103,24 @@ class RocksDbStateStore : public StateStore {
   //                        directory cannot be created, or the database has
   //                        column families ftb does not know;
   //   kDataLoss            the version record is unreadable, or missing in a
-  //                        store that holds data; RocksDB reports corruption;
+  //                        store that holds data; RocksDB reports corruption
+  //                        (a damaged log record, SST file or MANIFEST); or
+  //                        the log recovers less than was acknowledged (file
+  //                        comment). The store is then left exactly as found
+  //                        and the message names the files and what to do;
   //   kUnavailable         I/O errors, including another process (or object)
   //                        holding the database lock.
   static absl::StatusOr<std::unique_ptr<RocksDbStateStore>> Open(
+      const std::string& dir, const RocksDbStateStoreOptions& options = {});
+
+  // Opens an existing store for reading only (RocksDB OpenForReadOnly, with
+  // RocksDB's own info log discarded): nothing in `dir` is created, written,
+  // renamed or deleted, so it works on a read-only directory. The log is
+  // replayed in memory and checked as in Open. Write() and Flush() return
+  // kFailedPrecondition. Errors as Open, plus kNotFound when `dir` holds no
+  // store and kUnavailable when a coordinator has the store open (its reads
+  // would race the writer; read through the coordinator instead).
+  static absl::StatusOr<std::unique_ptr<RocksDbStateStore>> OpenReadOnly(
       const std::string& dir, const RocksDbStateStoreOptions& options = {});
 
   // Closes the database. Callers must ensure no other method is running or
@@ -111,7 +140,11 @@ class RocksDbStateStore : public StateStore {
   absl::Status Scan(std::string_view prefix, const ScanOptions& options,
                     ScanCallback callback) const override;
   // Group-committed, synced. Returns kInvalidArgument (before any I/O) if a
-  // key or value is 4 GiB or larger.
+  // key or value is 4 GiB or larger. After a write has failed (disk full,
+  // permission or I/O error) every later Write and Flush returns that first
+  // error without touching RocksDB again: RocksDB 7.8 aborts (an assertion
+  // in WritableFileWriter) if a log writer that has failed is written
+  // again. Reads keep working. Reopen the store to recover.
   absl::Status Write(const WriteBatch& batch) override;
   // Includes files and memtables; rough (RocksDB estimates).
   absl::StatusOr<uint64_t> ApproximateSize(
@@ -144,7 +177,10 @@ class RocksDbStateStore : public StateStore {
 
   RocksDbStateStore(std::string dir, const RocksDbStateStoreOptions& options,
                     rocksdb::DB* db, rocksdb::ColumnFamilyHandle* data_cf,
-                    rocksdb::ColumnFamilyHandle* meta_cf);
+                    rocksdb::ColumnFamilyHandle* meta_cf, bool read_only);
+
+  // Records the sequence the database has reached in kAckedSequenceFile.
+  absl::Status RecordAcknowledged();
 
   // Verifies the schema version record, or writes it into a new empty store.
   absl::Status CheckOrInitSchemaVersion();
@@ -156,6 +192,17 @@ class RocksDbStateStore : public StateStore {
   rocksdb::DB* const db_;                         // Owned.
   rocksdb::ColumnFamilyHandle* const data_cf_;    // Owned; default family.
   rocksdb::ColumnFamilyHandle* const meta_cf_;    // Owned.
+  const bool read_only_;
+
+  // The first failed write (see Write); OK while none has failed.
+  mutable absl::Mutex failure_mu_;
+  absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);
+
+  // The witness file, open for writing (read-write stores only), and the
+  // highest sequence written to it.
+  absl::Mutex ack_mu_;
+  int ack_fd_ ABSL_GUARDED_BY(ack_mu_) = -1;
+  uint64_t acked_ ABSL_GUARDED_BY(ack_mu_) = 0;
 
   // Group-commit queue. The head is the current or next leader; only the
   // leader calls CommitGroup, with write_mu_ released.
