@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "google/protobuf/struct.pb.h"
+#include "judge/finetunebench_eval_prompt.h"
 #include "judge/grader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -390,6 +391,72 @@ TEST_F(PaperGraderTest, ReadsOnlyCorrectOrIncorrectAndRetriesTheRest) {
   EXPECT_EQ(grader->Grade(missing).kind, judge::VerdictKind::kNoAnswer);
   EXPECT_EQ(grader->Grade(Item("  ")).kind, judge::VerdictKind::kIncorrect);
   EXPECT_EQ(Requests().size(), seen + 1);
+}
+
+// `ftb run` with `paper` as the first grader and `rules` alongside, as in
+// campaigns/finetunebench-paper.yaml: a judge worker is started for the
+// kind, the report's main tables are the paper judge's, and every answer
+// was sent with the authors' prompt.
+TEST_F(PaperGraderTest, GradesACampaignAsItsFirstGrader) {
+  const std::string dir = testing::MakeTempDir("paper-campaign");
+  setenv("FTB_ARTIFACT_DIR", (dir + "/artifacts").c_str(), 1);
+  const std::string spec = dir + "/paper.yaml";
+  std::ofstream(spec) << absl::StrCat(
+      "name: paper-judge\n"
+      "datasets:\n"
+      "  - {source: builtin, name: people, size: 2, seed: 1}\n"
+      "models:\n"
+      "  - name: fixture\n"
+      "    backend: test\n"
+      "    options: {answers_per_cell: ", kAnswers, "}\n",
+      "grid:\n"
+      "  epochs: [1]\n"
+      "judge:\n"
+      "  graders:\n"
+      "    - kind: paper\n"
+      "      name: paper\n"
+      "      options: {base_url: \"", fake_.base_url(),
+      "\", model: judge-paper-1, api_key_env: FTB_TEST_JUDGE_KEY, temperature: 0}\n"
+      "    - {kind: rules}\n");
+  testing::ChildProcess run({testing::FtbBinary(), "run", "--spec", spec, "--state",
+                             dir + "/state", "--out", dir + "/out", "--slots", "2"},
+                            dir + "/run.log");
+  run.Start();
+  int status = -1;
+  ASSERT_TRUE(run.WaitFor(120, &status)) << testing::ReadFile(run.log_path());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing::ReadFile(run.log_path());
+  unsetenv("FTB_ARTIFACT_DIR");
+
+  Json report = Json::parse(testing::ReadFile(dir + "/out/report.json"));
+  EXPECT_EQ(report["graders"], Json({"paper", "rules"}));
+  ASSERT_EQ(report["cells"].size(), 1u);
+  const Json& cell = report["cells"][0];
+  EXPECT_EQ(cell["state"], "done") << cell.dump();
+  // The test backend answers the reference for even i and "unknown value"
+  // for odd i: the fake paper judge (reference contained in the guess) and
+  // rules agree, so the main (paper) accuracy equals the rules grader's.
+  int graded_types = 0;
+  for (const auto& [type, accuracy] : cell["accuracy"].items()) {
+    EXPECT_EQ(cell["by_grader"]["rules"]["accuracy"][type], accuracy) << type;
+    if (accuracy.is_number()) {
+      ++graded_types;
+      EXPECT_GT(accuracy.get<double>(), 0) << type;  // the even answers
+      EXPECT_LT(accuracy.get<double>(), 1) << type;  // the odd ones
+    }
+  }
+  EXPECT_GT(graded_types, 0) << cell.dump();
+  Json requests = Requests();
+  ASSERT_EQ(requests.size(), static_cast<size_t>(kAnswers)) << requests.dump();
+  for (const Json& r : requests) {
+    EXPECT_EQ(r["model"], "judge-paper-1");
+    EXPECT_EQ(r["temperature"], 0);
+    EXPECT_EQ(r["seed"], 42);
+    EXPECT_EQ(r["messages"][0]["content"], std::string(judge::kFineTuneBenchEvalSystemPrompt));
+    const std::string user = r["messages"][1]["content"];
+    EXPECT_TRUE(absl::StartsWith(user, "Question: ") && absl::EndsWith(user, "\nEvaluation: "))
+        << user;
+  }
+  if (!HasFailure()) std::filesystem::remove_all(dir);
 }
 
 }  // namespace
