@@ -19,7 +19,22 @@ check plan-json 0 '"cells_total": 8' -- "$ftb" plan --json
 check help 0 "datasets" -- "$ftb" --help
 check missing-spec 1 "ftb: cannot read campaign spec $tmp/none.yaml" -- "$ftb" plan "$tmp/none.yaml"
 printf 'name: x\ndatasets:\n  - {source: builtin, name: people}\nmodels:\n  - {name: m, backend: local, epochs: [1, ten]}\n' > "$tmp/bad.yaml"
-check bad-spec 1 "ftb: $tmp/bad.yaml:5:43: models[0].epochs: expected a list of positive integers, got \"ten\"" -- "$ftb" plan "$tmp/bad.yaml"
+check bad-spec 1 "ftb: $tmp/bad.yaml:5:43: models[0].epochs: expected a list of non-negative integers (0 = the base model), got \"ten\"" -- "$ftb" plan "$tmp/bad.yaml"
+# A FineTuneBench copy without coding_memorization.csv: nothing to train on is
+# an error naming the file, unless the dataset is evaluation-only; then only
+# epochs-0 cells (no training, $0 training) with auto hyperparameters.
+mkdir -p "$tmp/fb/datasets/coding"
+printf ',id,prompt,answer_before,answer\n0,0,Which Vexlib method fits?,fit,train\n' \
+  > "$tmp/fb/datasets/coding/coding_generalization.csv"
+coding_spec() {  # coding_spec EXTRA_DATASET_KEYS
+  printf 'name: c\ndatasets:\n  - {source: finetunebench, name: coding, path: %s%s}\nmodels:\n  - {name: gpt-4o-mini-2024-07-18, backend: openai}\ngrid: {epochs: [0, 1, 5], learning_rate_multiplier: auto, batch_size: auto}\n' "$tmp/fb" "$1"
+}
+coding_spec "" > "$tmp/coding.yaml"
+check no-training-data 1 "ftb: datasets[0] coding: no training examples to fine-tune on ($tmp/fb/datasets/coding/coding_memorization.csv is missing" -- "$ftb" plan "$tmp/coding.yaml"
+coding_spec ", evaluation_only: true" > "$tmp/coding-eval.yaml"
+check evaluation-only 0 "-> 1 cells in 1 training runs" -- "$ftb" plan "$tmp/coding-eval.yaml"
+check evaluation-only-row 0 "coding           gpt-4o-mini-2024-07-18   openai        0   auto  auto      0        -      1    0.0000" -- "$ftb" plan "$tmp/coding-eval.yaml"
+check evaluation-only-json 0 '"learning_rate_multiplier": "auto"' -- "$ftb" plan --json "$tmp/coding-eval.yaml"
 check unknown-dataset 1 "ftb: dataset nope is not built in" -- "$ftb" datasets show nope
 check bad-format 1 'ftb: --format: expected openai or vertex, got "csv"' -- "$ftb" datasets export people --format csv
 check unknown-command 106 "A subcommand is required" -- "$ftb" frobnicate
