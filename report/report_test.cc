@@ -657,3 +657,77 @@ TEST(PaperMetricsTest, EveryFormatShowsTheMetricsBaselinesAndFailedCells) {
 
 }  // namespace
 }  // namespace ftb::report
+
+namespace ftb::report {
+namespace {
+
+// A training run that fails for good: its cells stay in every format, with
+// the task's last error.
+TEST(FailedCellTest, FailedRunKeepsItsCellsAndLastError) {
+  storage::MemoryStateStore store;
+  FakeClock clock;
+  SequentialIdSource ids;
+  v1::CampaignSpec spec;
+  spec.set_name("fails");
+  auto* d = spec.add_datasets();
+  d->set_name("people");
+  d->set_label("people");
+  d->set_source(v1::DATASET_SOURCE_BUILTIN);
+  auto* m = spec.add_models();
+  m->set_name("tiny");
+  m->set_backend("local");
+  spec.mutable_grid()->add_epochs(1);
+  spec.mutable_grid()->add_epochs(5);
+  spec.mutable_grid()->add_learning_rate_multiplier(1);
+  spec.mutable_grid()->add_batch_size(8);
+  spec.mutable_grid()->add_seed(0);
+  spec.mutable_retry()->set_max_attempts(1);
+  spec.mutable_retry()->set_lease_seconds(60);
+  spec.mutable_judge()->add_graders()->set_kind("rules");
+  coordinator::Scheduler s(&store, &clock, &ids);
+  ASSERT_TRUE(s.Recover().ok());
+  auto submitted =
+      s.Submit(spec, {coordinator::DatasetSummary{"people", "ff", 150, 600, {}}}, "", "");
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  v1::RegisterWorkerRequest w;
+  w.set_worker_id("local");
+  w.set_role(v1::WORKER_ROLE_TUNE);
+  w.add_backends("local");
+  s.RegisterWorker(w);
+  v1::LeaseTasksRequest lease;
+  lease.set_worker_id("local");
+  lease.set_max_tasks(1);
+  v1::TaskAssignment tune = s.Lease(lease)->tasks(0);
+  v1::FailTaskRequest fail;
+  fail.set_worker_id("local");
+  fail.set_task_id(tune.task_id());
+  fail.set_attempt(1);
+  fail.set_lease_token(tune.lease_token());
+  fail.set_error("trainer exited 3: out of memory, with a \"quote\", a comma");
+  fail.set_retryable(false);
+  auto failed = s.Fail(fail);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  ASSERT_TRUE(s.Commit().ok());
+
+  CampaignReport r = *LoadCampaignReport(store, submitted->campaign_id);
+  ASSERT_EQ(r.cells.size(), 2u);
+  for (const CellReport& c : r.cells) {
+    EXPECT_EQ(c.state, "failed");
+    EXPECT_EQ(c.last_error, "trainer exited 3: out of memory, with a \"quote\", a comma");
+  }
+  std::string csv = RenderCsv(r);
+  // Header, one row per failed cell, 4 leaderboard rows.
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7) << csv;
+  EXPECT_NE(csv.find(",failed,,,,,,,,,,,,,,,\"trainer exited 3: out of memory, with a "
+                     "\"\"quote\"\", a comma\",\n"),
+            std::string::npos)
+      << csv;
+  EXPECT_NE(RenderMarkdown(r).find("## Failed cells"), std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(RenderJson(r));
+  EXPECT_EQ(j["cells"][1]["last_error"],
+            "trainer exited 3: out of memory, with a \"quote\", a comma");
+  EXPECT_NE(RenderHtml(r).find("out of memory"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ftb::report
