@@ -560,6 +560,30 @@ TEST(LocalBackendTest, PretrainedBaseModelAnswersYesNoQuestionsWithYesOrNo) {
   EXPECT_LE(yes_no_share(0), 0.1);
 }
 
+// Cancelled while pretraining: nothing is stored (only the lock file is
+// left), and the next task pretrains from the start.
+TEST(LocalBackendTest, CancellationDuringPretrainingStoresNothing) {
+  ScratchDir dir;
+  LocalBackend backend(dir.path());
+  v1::TaskAssignment task = LocalTask("people", 2, {1});
+  Pretrain(task, 50, 4);
+  TaskContext* context = nullptr;
+  TaskContext ctx("c1/t0", 1, [&context](std::string_view line) {
+    if (line.find("local: pretraining") != std::string_view::npos) context->Cancel();
+  });
+  context = &ctx;
+  EXPECT_EQ(backend.Run(task, ctx).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_LT(ctx.progress(), 0.1);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_FALSE(entry.is_directory()) << entry.path();
+    EXPECT_EQ(entry.path().extension(), ".lock");
+  }
+  Pretrain(task, 1, 1);
+  ASSERT_TRUE(RunTask(backend, task).ok());
+  EXPECT_EQ(backend.pretrainings(), 2);
+  EXPECT_EQ(backend.pretrain_reuses(), 0);
+}
+
 TEST(LocalBackendTest, RegisteredAsBuiltinWithWorkerArtifactDirectory) {
   BackendRegistry registry;
   ASSERT_TRUE(RegisterBuiltinBackends(registry).ok());
