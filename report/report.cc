@@ -404,6 +404,12 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
   for (const auto& d : campaign.datasets()) {
     summaries.push_back(coordinator::FromProto(d));
     for (const auto& n : d.notes()) report.notes.push_back(absl::StrCat(d.label(), ": ", n));
+    if (d.comparison_questions() > 0) {
+      report.notes.push_back(absl::StrFormat(
+          "%s: %d of %d comparison questions are answerable from the two names alone (e.g. "
+          "\"Is A alphabetically first than B?\"), without any trained fact",
+          d.label(), d.comparison_name_only(), d.comparison_questions()));
+    }
   }
   FTB_ASSIGN_OR_RETURN(coordinator::Plan plan,
                        coordinator::PlanCampaign(campaign.spec(), std::move(summaries)));

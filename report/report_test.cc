@@ -686,8 +686,10 @@ TEST(FailedCellTest, FailedRunKeepsItsCellsAndLastError) {
   spec.mutable_judge()->add_graders()->set_kind("rules");
   coordinator::Scheduler s(&store, &clock, &ids);
   ASSERT_TRUE(s.Recover().ok());
-  auto submitted =
-      s.Submit(spec, {coordinator::DatasetSummary{"people", "ff", 150, 600, {}}}, "", "");
+  coordinator::DatasetSummary summary{"people", "ff", 150, 600, {}};
+  summary.comparison_questions = 150;
+  summary.comparison_name_only = 58;
+  auto submitted = s.Submit(spec, {summary}, "", "");
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   v1::RegisterWorkerRequest w;
   w.set_worker_id("local");
@@ -723,6 +725,9 @@ TEST(FailedCellTest, FailedRunKeepsItsCellsAndLastError) {
             std::string::npos)
       << csv;
   EXPECT_NE(RenderMarkdown(r).find("## Failed cells"), std::string::npos);
+  EXPECT_NE(RenderMarkdown(r).find("- people: 58 of 150 comparison questions are answerable "
+                                   "from the two names alone"),
+            std::string::npos);
   nlohmann::json j = nlohmann::json::parse(RenderJson(r));
   EXPECT_EQ(j["cells"][1]["last_error"],
             "trainer exited 3: out of memory, with a \"quote\", a comma");
