@@ -99,7 +99,7 @@ class CoordinatorFromPython(unittest.TestCase):
                 spec_yaml=SPEC.replace("epochs: [1, 5]", "epochs: [1, ten]"),
                 spec_filename="py.yaml"), timeout=10)
         self.assertEqual(err.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
-        self.assertIn('py.yaml:7:15: grid.epochs: expected a list of positive integers, got "ten"',
+        self.assertIn('py.yaml:7:15: grid.epochs: expected a list of non-negative integers (0 = the base model), got "ten"',
                       err.exception.details())
 
     def test_malformed_worker_requests_are_rejected(self):
