@@ -14,8 +14,8 @@ check() {  # check NAME EXPECTED_EXIT EXPECTED_SUBSTRING -- COMMAND...
     echo "ok   $name"
   fi
 }
-check default-plan 0 "campaign default: 2 dataset(s) x 1 model(s) -> 8 cells in 2 training runs" -- "$ftb" plan
-check plan-json 0 '"cells_total": 8' -- "$ftb" plan --json
+check default-plan 0 "campaign default: 2 dataset(s) x 1 model(s) -> 10 cells in 2 training runs" -- "$ftb" plan
+check plan-json 0 '"cells_total": 10' -- "$ftb" plan --json
 check help 0 "datasets" -- "$ftb" --help
 check missing-spec 1 "ftb: cannot read campaign spec $tmp/none.yaml" -- "$ftb" plan "$tmp/none.yaml"
 printf 'name: x\ndatasets:\n  - {source: builtin, name: people}\nmodels:\n  - {name: m, backend: local, epochs: [1, ten]}\n' > "$tmp/bad.yaml"
