@@ -273,6 +273,12 @@ absl::Status DatasetsShow(const DatasetRef& ref, const std::string& type, uint64
   for (const auto& set : data.tests()) {
     out << absl::StrFormat("  %-14s %6d\n", datasets::QuestionTypeName(set.type()),
                            set.items_size());
+    if (set.type() == v1::QUESTION_TYPE_COMPARISON) {
+      int name_only = 0;
+      for (const auto& item : set.items()) name_only += datasets::IsNameOnlyComparison(item);
+      out << absl::StrFormat("  %-14s %6d  (comparison questions answerable from the names alone)\n",
+                             "  name-only", name_only);
+    }
   }
   for (const auto& note : data.notes()) out << "  note: " << note << "\n";
   if (limit == 0) return absl::OkStatus();
