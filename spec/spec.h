@@ -2,8 +2,8 @@
 //
 // Every error is kInvalidArgument with a message of the form
 //   <file>:<line>:<column>: <field path>: expected <what>, got <what>
-// e.g. `campaign.yaml:12:5: models[1].epochs: expected a list of positive
-// integers, got "ten"`. Line and column are 1-based and point at the
+// e.g. `campaign.yaml:12:5: models[1].epochs: expected a list of
+// non-negative integers (0 = the base model), got "ten"`. Line and column are 1-based and point at the
 // offending node. Unknown fields are errors. String values may reference
 // environment variables as ${NAME}; an unset variable is an error naming it.
 #ifndef FTB_SPEC_SPEC_H_
