@@ -1099,8 +1099,16 @@ std::string BarChart(
     const std::vector<std::pair<std::string, std::pair<std::optional<double>,
                                                        std::optional<double>>>>& groups) {
   const int bar = 18, gap = 22, left = 50, top = 30, ph = 180;
-  const int w = std::max<int>(300, left + int(groups.size()) * (2 * bar + gap) + 140);
-  const int h = top + ph + 70;
+  // Labels are long model names: written slanted below the bars, with room
+  // for the longest; the title gets its own width.
+  size_t longest = 0;
+  for (const auto& [label, pair] : groups) longest = std::max(longest, label.size());
+  // The first label reaches left of its bars by about 4 px a character.
+  const int first = groups.empty() ? 0 : int(groups.front().first.size());
+  const int indent = std::max(gap / 2, 4 * first - bar - left + 10);
+  const int w = std::max<int>({300, left + indent + int(groups.size()) * (2 * bar + gap) + 140,
+                               left + 8 * int(title.size())});
+  const int h = top + ph + 30 + 4 * int(longest);
   std::string svg = absl::StrFormat(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" width=\"%d\" height=\"%d\" "
       "role=\"img\"><title>%s</title><text x=\"%d\" y=\"18\" font-size=\"13\" "
@@ -1113,7 +1121,7 @@ std::string BarChart(
                                           "font-size=\"10\" text-anchor=\"end\">%d%%</text>",
                                           left, w - 140, y, y, left - 4, y + 3, i * 25));
   }
-  int x = left + gap / 2;
+  int x = left + indent;
   for (const auto& [label, pair] : groups) {
     int k = 0;
     for (const std::optional<double>* v : {&pair.first, &pair.second}) {
@@ -1127,8 +1135,10 @@ std::string BarChart(
       ++k;
     }
     absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\" font-size=\"10\" "
-                                          "text-anchor=\"middle\">%s</text>",
-                                          x + bar, top + ph + 14, HtmlEscape(label)));
+                                          "text-anchor=\"end\" transform=\"rotate(-40 %d %d)\">"
+                                          "%s</text>",
+                                          x + bar, top + ph + 14, x + bar, top + ph + 14,
+                                          HtmlEscape(label)));
     x += 2 * bar + gap;
   }
   absl::StrAppend(&svg, absl::StrFormat(
