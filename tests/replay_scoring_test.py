@@ -192,6 +192,26 @@ def verdict_of_record(cell):
     return cell
 
 
+def self_check():
+    """The re-implementation against examples the documentation gives."""
+    assert " ".join(normalize("The cost is $1,200.50!")) == "cost is 1200.5"
+    assert " ".join(normalize("Faqapi's")) == "faqapi"
+    assert " ".join(normalize("twenty-one")) == "21"
+    q = "Answer the question with a number, word, or phrase.\nWhat is it?"
+    for reference, answer, want in [
+            ("Yes", "Yes, he is.", "correct"), ("No", "No.\n", "correct"),
+            ("Yes", "No", "incorrect"), ("Yes", "Yes and no", "incorrect"),
+            ("No", "No idea", "abstained"), ("126", "He weighs 126 pounds.", "correct"),
+            ("126", "1260", "incorrect"), ("2", "2024", "incorrect"),
+            ("20 feet", "20", "correct"), ("blue", "His favourite colour is blue.", "correct"),
+            ("blue", "bluebird", "incorrect"), ("blue", "It is not blue.", "incorrect"),
+            ("blue", "Not red; blue.", "correct"), ("blue", "red, blue or yellow", "incorrect"),
+            ("US", "He served in the US army", "incorrect"), ("US", "the US.", "correct"),
+            ("New York", "  new   york ", "correct"), ("189", "Unknown", "abstained")]:
+        got = grade(reference, answer, q)
+        assert got == want, (reference, answer, got, want)
+
+
 # --- scoring the CSVs --------------------------------------------------------------
 
 def score(data):
@@ -251,6 +271,7 @@ def main():
         print("SKIP: the published FineTuneBench data is not at %s (set FINETUNEBENCH_DIR)"
               % data)
         return SKIP
+    self_check()
     expected = score(data)
     models = list(expected)
     assert len(models) == 5, models
