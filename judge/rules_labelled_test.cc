@@ -106,7 +106,7 @@ TEST(RulesLabelledSetTest, PrecisionAndRecallOfCorrectAgainstOurLabels) {
   }
 
   RulesGrader grader;
-  std::map<std::string, Counts> by_dataset;
+  std::map<std::string, Counts> by_dataset, by_set;
   Counts all;
   std::string disagreements;
   for (const Labelled& l : set) {
@@ -127,7 +127,7 @@ TEST(RulesLabelledSetTest, PrecisionAndRecallOfCorrectAgainstOurLabels) {
     const Verdict v = grader.Grade(j);
     const bool graded_correct = v.kind == VerdictKind::kCorrect;
     const bool labelled_correct = l.label == "correct";
-    for (Counts* c : {&all, &by_dataset[l.dataset]}) {
+    for (Counts* c : {&all, &by_dataset[l.dataset], &by_set[l.dataset + "/" + l.type]}) {
       ++c->total;
       c->labelled_correct += labelled_correct;
       c->graded_correct += graded_correct;
@@ -146,6 +146,9 @@ TEST(RulesLabelledSetTest, PrecisionAndRecallOfCorrectAgainstOurLabels) {
               path.c_str(), all.Format().c_str());
   for (const auto& [name, c] : by_dataset) {
     std::printf("  %-16s %s\n", name.c_str(), c.Format().c_str());
+  }
+  for (const auto& [name, c] : by_set) {
+    std::printf("  %-29s %s\n", name.c_str(), c.Format().c_str());
   }
   std::printf("disagreements with our labels:\n%s", disagreements.c_str());
 
