@@ -172,6 +172,64 @@ TEST(ParseLlmVerdictTest, RejectsAnythingElse) {
   EXPECT_EQ(ParseLlmVerdict("").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ParsePaperVerdictTest, ReadsOneWordCorrectOrIncorrect) {
+  for (const char* reply : {"Correct", "correct", " Correct.\n", "**Correct**", "\"Correct\"",
+                            "Evaluation: Correct", "`correct`"}) {
+    absl::StatusOr<LlmReply> r = ParsePaperVerdict(reply);
+    ASSERT_TRUE(r.ok()) << reply << ": " << r.status();
+    EXPECT_EQ(r->kind, VerdictKind::kCorrect) << reply;
+    EXPECT_EQ(r->reason, "paper judge: Correct");
+  }
+  for (const char* reply : {"Incorrect", "INCORRECT.", "Evaluation:incorrect"}) {
+    absl::StatusOr<LlmReply> r = ParsePaperVerdict(reply);
+    ASSERT_TRUE(r.ok()) << reply << ": " << r.status();
+    EXPECT_EQ(r->kind, VerdictKind::kIncorrect) << reply;
+  }
+  for (const char* reply : {"", "Partially correct", "Correct, because it names the bridge",
+                            "Correct.\nIncorrect", "Correct or Incorrect", "Correct..",
+                            "{\"verdict\": \"correct\"}", "Yes", "Incorrect!"}) {
+    EXPECT_EQ(ParsePaperVerdict(reply).status().message(),
+              "the reply is not \"Correct\" or \"Incorrect\"")
+        << reply;
+  }
+}
+
+TEST(PaperGraderProtocolTest, FillsTheAuthorsTemplateOnce) {
+  v1::JudgeItem item;
+  item.set_prompt("Which city does Ana live in?");
+  item.set_reference("Porto");
+  item.set_context("Ana lives in Porto.");
+  item.set_answer("She lives in {answer} {context}");  // placeholders are data here
+  EXPECT_EQ(PaperGraderUserPrompt(item),
+            "Question: Which city does Ana live in?\nAnswer: Porto\nContext: Ana lives in "
+            "Porto.\nGuess: She lives in {answer} {context}\nEvaluation: ");
+  item.clear_context();
+  EXPECT_EQ(PaperGraderUserPrompt(item),
+            "Question: Which city does Ana live in?\nAnswer: Porto\nContext: \nGuess: She lives "
+            "in {answer} {context}\nEvaluation: ");
+  const LlmJudgeProtocol p = PaperGraderProtocol();
+  EXPECT_EQ(p.kind, "paper");
+  EXPECT_EQ(p.version, "v1");
+  EXPECT_TRUE(absl::StartsWith(p.system_prompt, "You are given a question, the answer, and the "
+                                                "context that the question came from.\n"));
+  EXPECT_TRUE(absl::EndsWith(p.system_prompt, "Guess: Golden Gate\nEvaluation: Correct"));
+  const LlmGraderOptions d = PaperGraderDefaults();
+  EXPECT_EQ(d.seed, 42);
+  EXPECT_EQ(d.max_tokens, 10);
+  // Options parse as for llm, over the paper defaults, and errors name the kind.
+  google::protobuf::Struct s;
+  (*s.mutable_fields())["model"].set_string_value("gpt-4o-2024-08-06");
+  absl::StatusOr<LlmGraderOptions> o = ParseLlmGraderOptions(s, "paper", d);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->seed, 42);
+  EXPECT_EQ(o->max_tokens, 10);
+  EXPECT_EQ(o->model, "gpt-4o-2024-08-06");
+  (*s.mutable_fields())["temperature"].set_number_value(0.7);
+  EXPECT_EQ(ParseLlmGraderOptions(s, "paper", d).status().message(),
+            "grader \"paper\": options.temperature: expected 0 (the judge always grades at "
+            "temperature 0)");
+}
+
 TEST(LlmGraderOptionsTest, ParsesAndChecksOptions) {
   google::protobuf::Struct s;
   auto& f = *s.mutable_fields();
