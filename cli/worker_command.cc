@@ -133,8 +133,9 @@ absl::Status RunWorker(const WorkerCommandOptions& options) {
     try {
       metrics = std::make_unique<WorkerMetrics>(options.metrics_listen, options.role, worker.get());
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
-                                                 ": cannot listen: ", e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("--metrics-listen ", options.metrics_listen,
+                       ": cannot listen (address already in use, or not bindable): ", e.what()));
     }
   }
   FTB_ASSIGN_OR_RETURN(auto signals, workers::InstallSignalHandlers(worker.get()));

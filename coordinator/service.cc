@@ -847,8 +847,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
     try {
       server->exposer_ = std::make_unique<prometheus::Exposer>(options.metrics_listen);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("--metrics-listen ", options.metrics_listen,
-                                                 ": cannot listen: ", e.what()));
+      return absl::UnavailableError(
+          absl::StrCat("--metrics-listen ", options.metrics_listen,
+                       ": cannot listen (address already in use, or not bindable): ", e.what()));
     }
     if (options.metrics_require_token) {
       // HTTP Basic auth (prometheus-cpp's Exposer::RegisterAuth, civetweb):
@@ -889,12 +890,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on a busy port
+  // would then start and share the connections (and the campaigns) with the
+  // first. One coordinator per port: a bound port is a startup error.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+    return absl::UnavailableError(absl::StrCat(
+        "--listen ", options.listen,
+        ": cannot listen (address already in use by another process, e.g. another "
+        "coordinator, or not bindable)"));
   }
   // State is recovered: ready. Shutdown() turns this to NOT_SERVING first.
   if (auto* health = server->server_->GetHealthCheckService()) {
