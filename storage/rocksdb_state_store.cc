@@ -308,20 +308,22 @@ absl::StatusOr<std::optional<std::vector<std::string>>> ExistingFamilies(
   return std::optional<std::vector<std::string>>(std::move(existing));
 }
 
-// Opens `dir` read-only (in-memory log replay, no file touched) and checks
-// the replay against the witness. On success the caller owns *db and the
-// two handles.
+// Opens `dir` read-only (in-memory log replay, no file touched) with the
+// column families it has (`families`, as ExistingFamilies checked them) and
+// checks the replay against the witness. On success the caller owns *db and
+// the handles, in the order of `families`.
 absl::Status OpenCheckedReadOnly(const rocksdb::Options& base,
-                                 const std::string& dir, rocksdb::DB** db,
+                                 const std::string& dir,
+                                 const std::vector<std::string>& families_present,
+                                 rocksdb::DB** db,
                                  std::vector<rocksdb::ColumnFamilyHandle*>* handles) {
   rocksdb::Options options = base;
   options.create_if_missing = false;
   options.create_missing_column_families = false;
   options.info_log = std::make_shared<NullLogger>();
   rocksdb::ColumnFamilyOptions cf_options(options);
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, cf_options},
-      {RocksDbStateStore::kMetaColumnFamily, cf_options}};
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : families_present) families.emplace_back(name, cf_options);
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(
       rocksdb::DBOptions(options), dir, families, handles, db);
   FTB_RETURN_IF_ERROR(
@@ -393,7 +395,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::Open(
     rocksdb::DB* check = nullptr;
     std::vector<rocksdb::ColumnFamilyHandle*> check_handles;
     FTB_RETURN_IF_ERROR(
-        OpenCheckedReadOnly(db_options, dir, &check, &check_handles));
+        OpenCheckedReadOnly(db_options, dir, *existing, &check, &check_handles));
     for (auto* h : check_handles) {
       check->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     }
@@ -454,12 +456,29 @@ absl::StatusOr<std::unique_ptr<RocksDbStateStore>> RocksDbStateStore::OpenReadOn
           "HOST:PORT) or stop it first"));
     }
   }
+  // Default first, then the meta family (a read-only open cannot create it;
+  // a store without it is handled below).
+  std::vector<std::string> families = {rocksdb::kDefaultColumnFamilyName};
+  const bool has_meta = std::find(existing->begin(), existing->end(),
+                                  std::string(kMetaColumnFamily)) != existing->end();
+  if (has_meta) families.push_back(kMetaColumnFamily);
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  FTB_RETURN_IF_ERROR(OpenCheckedReadOnly(db_options, dir, &db, &handles));
-  if (handles.size() != 2) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("state store ", dir, ": unexpected column families"));
+  FTB_RETURN_IF_ERROR(OpenCheckedReadOnly(db_options, dir, families, &db, &handles));
+  if (!has_meta) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[0]));
+    it->SeekToFirst();
+    const bool has_data = it->Valid();
+    it.reset();
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    delete db;
+    if (has_data) {
+      return absl::DataLossError(absl::StrCat(
+          "state store ", dir,
+          " holds data but has no schema version record; refusing to guess its format"));
+    }
+    return absl::NotFoundError(absl::StrCat("state store ", dir, " is empty"));
   }
   auto store = absl::WrapUnique(new RocksDbStateStore(
       dir, options, db, handles[0], handles[1], /*read_only=*/true));
