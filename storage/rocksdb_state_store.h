@@ -9,8 +9,8 @@
 // drops such a tail and fails with Corruption on any other damaged record.
 //
 // Acknowledged-write witness. A log that is truncated at a record boundary,
-// zeroed or deleted replays "cleanly" to an earlier point in every RocksDB
-// recovery mode. So after each successful synced write the store records the
+// zeroed or deleted (and a truncated MANIFEST) opens "cleanly" at an earlier
+// point in every RocksDB recovery mode. So after each successful synced write the store records the
 // RocksDB sequence number it reached in the file kAckedSequenceFile (a plain
 // write of a few bytes, no fsync: it can only lag the log, never lead it).
 // Open() first replays the log read-only, in memory, and refuses with
@@ -32,7 +32,10 @@
 // the whole user key space (including keys starting with "\0") is free and
 // `ldb scan` shows them as written. Store metadata lives in the column family
 // kMetaColumnFamily; today that is only the schema version record
-// (kSchemaVersionKey -> decimal ASCII, e.g. "1").
+// (kSchemaVersionKey -> decimal ASCII, e.g. "1"). Besides RocksDB's files the
+// directory holds kAckedSequenceFile and RocksDB's info log LOG (written by
+// the store's own logger, which ignores write errors; RocksDB 7.8's aborts on
+// the line after a failed one), the previous one kept as LOG.old.
 //
 // Error mapping (rocksdb::Status -> absl): IOError -> kUnavailable (or
 // kResourceExhausted when the disk is full), Corruption -> kDataLoss,
