@@ -8,7 +8,14 @@
 namespace ftb::workers {
 
 FakeCoordinatorClient::FakeCoordinatorClient(double lease_seconds, uint32_t max_attempts)
-    : lease_seconds_(lease_seconds), max_attempts_(max_attempts) {}
+    : lease_seconds_(lease_seconds),
+      max_attempts_(max_attempts),
+      task_lease_seconds_(lease_seconds) {}
+
+void FakeCoordinatorClient::SetTaskLeaseSeconds(double seconds) {
+  absl::MutexLock lock(&mu_);
+  task_lease_seconds_ = seconds;
+}
 
 absl::Status FakeCoordinatorClient::InjectedLocked() {
   if (down_) {
@@ -71,7 +78,7 @@ absl::StatusOr<v1::LeaseTasksResponse> FakeCoordinatorClient::Lease(
   }
   v1::LeaseTasksResponse response;
   int64_t deadline_ms =
-      absl::ToUnixMillis(absl::Now()) + static_cast<int64_t>(lease_seconds_ * 1000);
+      absl::ToUnixMillis(absl::Now()) + static_cast<int64_t>(task_lease_seconds_ * 1000);
   while (!queue_.empty() && response.tasks_size() < static_cast<int>(request.max_tasks())) {
     Task& task = tasks_.at(queue_.front());
     queue_.pop_front();
@@ -95,7 +102,7 @@ absl::StatusOr<v1::HeartbeatResponse> FakeCoordinatorClient::Heartbeat(
   if (absl::Status s = CheckWorkerLocked(request.worker_id()); !s.ok()) return s;
   v1::HeartbeatResponse response;
   int64_t deadline_ms =
-      absl::ToUnixMillis(absl::Now()) + static_cast<int64_t>(lease_seconds_ * 1000);
+      absl::ToUnixMillis(absl::Now()) + static_cast<int64_t>(task_lease_seconds_ * 1000);
   for (const v1::TaskRef& ref : request.tasks()) {
     auto it = tasks_.find(ref.task_id());
     bool held = it != tasks_.end() && HoldsLocked(it->second, request.worker_id(), ref.attempt());

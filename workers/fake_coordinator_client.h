@@ -55,6 +55,11 @@ class FakeCoordinatorClient : public CoordinatorClient {
   void RevokeLease(const std::string& task_id);
   // Like RevokeLease, and the task is queued again as the next attempt.
   void ExpireLease(const std::string& task_id);
+  // Leases granted from now on (lease deadlines and heartbeat extensions)
+  // last `seconds`, while Register keeps naming the constructor's
+  // lease_seconds: a campaign whose retry.lease_seconds is shorter than the
+  // lease the worker registered under.
+  void SetTaskLeaseSeconds(double seconds);
 
   // --- What the test observes.
 
@@ -104,6 +109,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   const uint32_t max_attempts_;
 
   mutable absl::Mutex mu_;
+  double task_lease_seconds_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Task> tasks_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> workers_ ABSL_GUARDED_BY(mu_);

@@ -27,6 +27,16 @@ constexpr size_t kMaxCompletionsPerCall = 64;
 constexpr int kFinalFlushAttempts = 3;
 // Floor for the heartbeat period (a tiny lease must not spin the thread).
 constexpr absl::Duration kMinHeartbeatInterval = absl::Milliseconds(10);
+
+// The length of a lease that ends at `deadline_ms` (the coordinator's Unix
+// milliseconds), measured on this host's clock: a campaign's lease_seconds
+// less the reply's transit time, if the clocks agree. A deadline already past
+// here (a clock far ahead of the coordinator's) says nothing: infinite, so
+// the heartbeat falls back to the registration interval.
+absl::Duration LeaseFromDeadline(int64_t deadline_ms) {
+  absl::Duration left = absl::FromUnixMillis(deadline_ms) - absl::Now();
+  return left > absl::ZeroDuration() ? left : absl::InfiniteDuration();
+}
 // Re-evaluate the main loop at least this often even without events.
 constexpr absl::Duration kMaxIdleWait = absl::Seconds(1);
 
@@ -54,7 +64,8 @@ struct Worker::Execution {
         backend(b),
         ctx(task.task_id(), task.attempt(), std::move(log)),
         attempt(task.attempt()),
-        lease_token(task.lease_token()) {}
+        lease_token(task.lease_token()),
+        lease(LeaseFromDeadline(task.lease_deadline_ms())) {}
 
   struct Report {
     bool success = false;
@@ -76,6 +87,9 @@ struct Worker::Execution {
   // the main loop reads it, so it may do so without the lock.
   uint32_t attempt;
   std::string lease_token;
+  // Length of the lease as last granted (at lease time, by a heartbeat):
+  // the heartbeat runs at a third of the shortest lease held.
+  absl::Duration lease;
   bool detached = false;
   std::optional<Report> report;
 };
@@ -370,7 +384,10 @@ absl::Status Worker::DoRegister() {
   heartbeat_interval_ = std::max(heartbeat_interval_, kMinHeartbeatInterval);
   ++events_;
   Log(absl::StrCat("registered (lease ", response->lease_seconds(), " s, heartbeat every ",
-                   absl::FormatDuration(heartbeat_interval_), ")"));
+                   absl::FormatDuration(heartbeat_interval_),
+                   options_.heartbeat_interval > absl::ZeroDuration()
+                       ? ")"
+                       : " or a third of the shortest lease held)"));
   return absl::OkStatus();
 }
 
@@ -413,6 +430,8 @@ void Worker::Dispatch(const v1::LeaseTasksResponse& response) {
                                           " is held here: keeping it"));
           held.attempt = task.attempt();
           held.lease_token = task.lease_token();
+          held.lease = LeaseFromDeadline(task.lease_deadline_ms());
+          heartbeat_wake_ = true;
           ++stats_.rebound;
         }
         continue;
@@ -454,6 +473,7 @@ void Worker::Dispatch(const v1::LeaseTasksResponse& response) {
         }
       });
       tasks_[task.task_id()] = e;
+      heartbeat_wake_ = true;  // its lease may be shorter than the interval
       ++events_;
 
       std::string refuse;
@@ -538,15 +558,39 @@ void Worker::SlotLoop() {
   }
 }
 
+absl::Duration Worker::HeartbeatIntervalLocked() const {
+  absl::Duration interval = heartbeat_interval_;
+  if (options_.heartbeat_interval > absl::ZeroDuration()) return interval;  // fixed by the caller
+  // The registration's lease is the shortest of the campaigns active then; a
+  // campaign submitted later may lease for less (retry.lease_seconds).
+  for (const auto& [id, e] : tasks_) interval = std::min(interval, e->lease / 3);
+  return std::max(interval, kMinHeartbeatInterval);
+}
+
 void Worker::HeartbeatLoop() {
   bool failing = false;
+  absl::Time last_beat = absl::Now();
   while (true) {
     std::vector<std::pair<std::shared_ptr<Execution>, uint32_t>> held;
     v1::HeartbeatRequest request;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&heartbeat_exit_), heartbeat_interval_);
+      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return heartbeat_exit_ || heartbeat_wake_;
+      };
+      // Sleep until a third of the shortest lease held (or the registration
+      // interval) has passed since the last beat; a newly held lease wakes
+      // the loop to recompute, as it may be due already.
+      while (!heartbeat_exit_) {
+        absl::Time next = last_beat + HeartbeatIntervalLocked();
+        absl::Time now = absl::Now();
+        if (now >= next) break;
+        heartbeat_wake_ = false;
+        mu_.AwaitWithTimeout(absl::Condition(&woken), next - now);
+      }
       if (heartbeat_exit_) return;
+      heartbeat_wake_ = false;
+      last_beat = absl::Now();
       for (const auto& [id, e] : tasks_) {
         held.emplace_back(e, e->attempt);
         v1::TaskRef* ref = request.add_tasks();
@@ -578,7 +622,12 @@ void Worker::HeartbeatLoop() {
       continue;
     }
     for (size_t i = 0; i < held.size(); ++i) {
-      if (response->lease_deadline_ms(static_cast<int>(i)) != 0) continue;
+      if (const int64_t deadline = response->lease_deadline_ms(static_cast<int>(i));
+          deadline != 0) {
+        const auto& [e, attempt] = held[i];
+        if (e->attempt == attempt) e->lease = LeaseFromDeadline(deadline);
+        continue;
+      }
       const auto& [e, attempt] = held[i];
       auto it = tasks_.find(e->task.task_id());
       // A rebind since the snapshot means the lease we asked about is stale.

@@ -89,7 +89,10 @@ struct WorkerOptions {
   // Pause between empty leases when the coordinator names none
   // (retry_after_ms = 0).
   absl::Duration lease_poll = absl::Milliseconds(500);
-  // 0 = a third of the lease the coordinator grants at registration.
+  // 0 = a third of the shortest lease held (the deadline each assignment and
+  // heartbeat reply carries, read on this host's clock, which is assumed
+  // NTP-synchronised with the coordinator's), at most a third of the lease
+  // the coordinator names at registration.
   absl::Duration heartbeat_interval = absl::ZeroDuration();
   // After the first Stop(): how long running tasks may take to finish before
   // they are handed back. Infinite = wait for them (a second Stop() still
@@ -182,6 +185,10 @@ class Worker {
   void BackoffWait(Backoff& backoff);
   void SlotLoop();
   void HeartbeatLoop();
+  // The heartbeat period now: a third of the shortest lease held, at most
+  // the registration's interval (WorkerOptions::heartbeat_interval, when set,
+  // is used as is).
+  absl::Duration HeartbeatIntervalLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::TaskResult> RunBackend(Execution& e);
 
   // Removes `e` from tasks_ if it is still the execution held for its task.
@@ -217,6 +224,9 @@ class Worker {
   bool need_register_ ABSL_GUARDED_BY(mu_) = true;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(10);
   bool heartbeat_exit_ ABSL_GUARDED_BY(mu_) = false;
+  // Set when a lease is taken or rebound: the heartbeat loop recomputes its
+  // period (the new lease may be shorter).
+  bool heartbeat_wake_ ABSL_GUARDED_BY(mu_) = false;
   bool slots_exit_ ABSL_GUARDED_BY(mu_) = false;
   WorkerStats stats_ ABSL_GUARDED_BY(mu_);
 

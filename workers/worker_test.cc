@@ -152,6 +152,29 @@ TEST(WorkerTest, HeartbeatsWhileASlowTaskRuns) {
   EXPECT_GE(h.worker().stats().heartbeats, 5u);
 }
 
+// Issue 17, finding 12: the worker registered while the coordinator named a
+// 30 s lease (heartbeat every 10 s), then leases a task of a campaign with
+// retry.lease_seconds 0.3. It must heartbeat within that lease, not every
+// 10 s: before the fix no heartbeat at all was sent during the 1.2 s task, so
+// a real coordinator would have expired the lease three times over.
+TEST(WorkerTest, HeartbeatFollowsTheShortestLeaseHeld) {
+  WorkerHarness h(/*lease_seconds=*/30);
+  h.fake().SetTaskLeaseSeconds(0.3);
+  h.options().max_tasks = 1;
+  h.fake().AddTask(MakeTestTask("short-lease", 1200, 1200));
+  const absl::Time start = absl::Now();
+  h.Start();
+  ASSERT_TRUE(h.Join());
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_EQ(h.fake().accepted(), 1);
+  // A third of 0.3 s: ~12 beats in 1.2 s. At least one beat per lease
+  // (0.3 s) is what keeps the lease; ask for that many.
+  const int needed = static_cast<int>(took / absl::Milliseconds(300));
+  EXPECT_GE(static_cast<int>(h.fake().heartbeats().size()), needed)
+      << "task ran " << absl::FormatDuration(took) << " under a 0.3 s lease";
+  EXPECT_GE(needed, 3);
+}
+
 TEST(WorkerTest, LostLeaseCancelsTheTaskAndItIsNotReported) {
   WorkerHarness h(/*lease_seconds=*/0.06);
   h.options().max_tasks = 1;
