@@ -543,8 +543,6 @@ TEST(LocalBackendTest, PretrainedBaseModelAnswersYesNoQuestionsWithYesOrNo) {
   const auto yes_no_share = [&](int pretrain_epochs) {
     v1::TaskAssignment task = LocalTask("people", 3, {0});
     Pretrain(task, pretrain_epochs, 4);
-    Option(task, "width").set_number_value(48);
-    Option(task, "heads").set_number_value(4);
     absl::StatusOr<v1::TaskResult> result = RunTask(backend, task);
     EXPECT_TRUE(result.ok()) << result.status();
     if (!result.ok()) return -1.0;
