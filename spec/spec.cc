@@ -146,6 +146,17 @@ constexpr double kDefaultMaxBackoffSeconds = 60;
 constexpr double kDefaultBackoffMultiplier = 2;
 constexpr double kDefaultJitter = 0.2;
 constexpr double kDefaultLeaseSeconds = 60;
+// Accepted ranges of the retry durations, in seconds (docs/spec.md). A lease
+// shorter than half a second cannot survive one slow heartbeat round trip;
+// longer than a day only delays noticing a dead worker (heartbeats extend a
+// lease, so long jobs do not need long leases). Backoffs from 1 ms (tests) to
+// a day; the multiplier to 1000. Out-of-range values (1e-300, 1e300) would
+// overflow the millisecond arithmetic of the scheduler.
+constexpr double kMinLeaseSeconds = 0.5;
+constexpr double kMaxLeaseSeconds = 86400;
+constexpr double kMinBackoffSeconds = 0.001;
+constexpr double kMaxBackoffSeconds = 86400;
+constexpr double kMaxBackoffMultiplier = 1000;
 
 constexpr absl::string_view kNamePattern = "[A-Za-z0-9._-]+";
 constexpr absl::string_view kRootPath = "(document)";
@@ -1082,7 +1093,9 @@ absl::Status Parser::ReadBudget(const Field& f, v1::BudgetSpec* out) const {
 
 absl::Status Parser::ReadRetry(const Field& f, v1::RetryPolicy* out) const {
   FTB_ASSIGN_OR_RETURN(Mapping m, ReadMapping(f, kRetryKeys, "a mapping"));
-  auto positive = [](double d) { return d > 0; };
+  auto backoff = [](double d) { return d >= kMinBackoffSeconds && d <= kMaxBackoffSeconds; };
+  const std::string backoff_range =
+      absl::StrCat("a number of seconds from ", kMinBackoffSeconds, " to ", kMaxBackoffSeconds);
   if (const Field* v = m.Find("max_attempts")) {
     FTB_ASSIGN_OR_RETURN(
         uint64_t n, ReadUint(*v, 1, std::numeric_limits<uint32_t>::max(), "a positive integer"));
@@ -1090,12 +1103,12 @@ absl::Status Parser::ReadRetry(const Field& f, v1::RetryPolicy* out) const {
   }
   const Field* initial = m.Find("initial_backoff_seconds");
   if (initial != nullptr) {
-    FTB_ASSIGN_OR_RETURN(double d, ReadNumber(*initial, positive, "a positive number"));
+    FTB_ASSIGN_OR_RETURN(double d, ReadNumber(*initial, backoff, backoff_range));
     out->set_initial_backoff_seconds(d);
   }
   const Field* max = m.Find("max_backoff_seconds");
   if (max != nullptr) {
-    FTB_ASSIGN_OR_RETURN(double d, ReadNumber(*max, positive, "a positive number"));
+    FTB_ASSIGN_OR_RETURN(double d, ReadNumber(*max, backoff, backoff_range));
     out->set_max_backoff_seconds(d);
   }
   if (out->max_backoff_seconds() < out->initial_backoff_seconds()) {
@@ -1110,9 +1123,10 @@ absl::Status Parser::ReadRetry(const Field& f, v1::RetryPolicy* out) const {
                                            out->max_backoff_seconds(), ")"));
   }
   if (const Field* v = m.Find("backoff_multiplier")) {
-    FTB_ASSIGN_OR_RETURN(double d,
-                         ReadNumber(
-                             *v, [](double x) { return x >= 1; }, "a number no less than 1"));
+    FTB_ASSIGN_OR_RETURN(
+        double d, ReadNumber(
+                      *v, [](double x) { return x >= 1 && x <= kMaxBackoffMultiplier; },
+                      absl::StrCat("a number from 1 to ", kMaxBackoffMultiplier)));
     out->set_backoff_multiplier(d);
   }
   if (const Field* v = m.Find("jitter")) {
@@ -1122,7 +1136,11 @@ absl::Status Parser::ReadRetry(const Field& f, v1::RetryPolicy* out) const {
     out->set_jitter(d);
   }
   if (const Field* v = m.Find("lease_seconds")) {
-    FTB_ASSIGN_OR_RETURN(double d, ReadNumber(*v, positive, "a positive number"));
+    FTB_ASSIGN_OR_RETURN(
+        double d, ReadNumber(
+                      *v, [](double x) { return x >= kMinLeaseSeconds && x <= kMaxLeaseSeconds; },
+                      absl::StrCat("a number of seconds from ", kMinLeaseSeconds, " to ",
+                                   kMaxLeaseSeconds)));
     out->set_lease_seconds(d);
   }
   return absl::OkStatus();

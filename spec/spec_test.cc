@@ -512,8 +512,30 @@ std::vector<ErrorCase> ErrorCases() {
        "campaign.yaml:6:23: retry.max_attempts: expected a positive integer, "
        "got \"0\""},
       {"RetryMultiplierBelowOne", head + "retry: {backoff_multiplier: 0.5}\n",
-       "campaign.yaml:6:29: retry.backoff_multiplier: expected a number no "
-       "less than 1, got \"0.5\""},
+       "campaign.yaml:6:29: retry.backoff_multiplier: expected a number from 1 "
+       "to 1000, got \"0.5\""},
+      // Issue 17, finding 12: durations were only required to be positive,
+      // so 1e-300 and 1e300 were accepted (and overflowed the scheduler's
+      // millisecond arithmetic).
+      {"RetryLeaseTiny", head + "retry: {lease_seconds: 1e-300}\n",
+       "campaign.yaml:6:24: retry.lease_seconds: expected a number of seconds "
+       "from 0.5 to 86400, got \"1e-300\""},
+      {"RetryLeaseHuge", head + "retry: {lease_seconds: 1e300}\n",
+       "campaign.yaml:6:24: retry.lease_seconds: expected a number of seconds "
+       "from 0.5 to 86400, got \"1e300\""},
+      {"RetryLeaseInfinite", head + "retry: {lease_seconds: .inf}\n",
+       "campaign.yaml:6:24: retry.lease_seconds: expected a number of seconds "
+       "from 0.5 to 86400, got \".inf\""},
+      {"RetryInitialBackoffHuge",
+       head + "retry: {initial_backoff_seconds: 1e300, max_backoff_seconds: 1e300}\n",
+       "campaign.yaml:6:34: retry.initial_backoff_seconds: expected a number of "
+       "seconds from 0.001 to 86400, got \"1e300\""},
+      {"RetryMaxBackoffTiny", head + "retry: {max_backoff_seconds: 1e-300}\n",
+       "campaign.yaml:6:30: retry.max_backoff_seconds: expected a number of "
+       "seconds from 0.001 to 86400, got \"1e-300\""},
+      {"RetryMultiplierHuge", head + "retry: {backoff_multiplier: 1e300}\n",
+       "campaign.yaml:6:29: retry.backoff_multiplier: expected a number from 1 "
+       "to 1000, got \"1e300\""},
       {"RetryMaxBelowInitial",
        head + "retry: {initial_backoff_seconds: 10, max_backoff_seconds: 5}\n",
        "campaign.yaml:6:59: retry.max_backoff_seconds: expected a number no "
