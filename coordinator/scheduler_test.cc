@@ -656,6 +656,49 @@ TEST_F(SchedulerTest, IdleWorkersAreEvictedAndReRegister) {
   (void)id;
 }
 
+// Issue 18 item 6: a cancelled campaign with a task still leased is deleted
+// whole; its lease and backoff entries go with it (Tick after the lease
+// deadline must not touch it), late reports are UNKNOWN_TASK, a restart
+// does not bring it back, and other campaigns carry on.
+TEST_F(SchedulerTest, DeleteRemovesAnEndedCampaignWithItsLeasesAndRecords) {
+  std::string gone = Submit(Spec(1, 3));
+  std::string kept = Submit(Spec(1, 1));
+  Register("w");
+  auto t = Lease("w", 2);  // both from `gone` or one of each: round-robin
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(scheduler_->Delete(gone).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(scheduler_->Delete("nope").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(scheduler_->Cancel(gone).ok());
+  absl::StatusOr<v1::DeleteCampaignResponse> deleted = scheduler_->Delete(gone);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  EXPECT_EQ(scheduler_->Get(gone).status().code(), absl::StatusCode::kNotFound);
+  clock_.AdvanceMs(kLeaseMs + 1);
+  scheduler_->Tick();  // the deleted campaign's leases are no longer in the heap
+  for (const auto& a : t) {
+    if (a.campaign_id() != gone) continue;
+    EXPECT_EQ(Complete(a), v1::COMPLETION_OUTCOME_UNKNOWN_TASK);
+  }
+  size_t left = 0;
+  for (const char* table : {"c/", "a/", "r/", "j/", "i/", "e/"}) {
+    ASSERT_TRUE(store_
+                    .Scan(absl::StrCat(table, gone), {},
+                          [&](std::string_view, std::string_view) {
+                            ++left;
+                            return true;
+                          })
+                    .ok());
+  }
+  EXPECT_EQ(left, 0u);
+  Restart();
+  EXPECT_EQ(scheduler_->Get(gone).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(scheduler_->List().campaigns_size(), 1);
+  Register("w");
+  clock_.AdvanceMs(60'000);
+  for (const auto& a : Lease("w", 10)) Complete(a);
+  EXPECT_EQ(Progress(kept).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
+}
+
 TEST_F(SchedulerTest, StateIsCompactPerPendingCell) {
   v1::CampaignSpec spec = Spec(1, 100000);
   Submit(spec);
