@@ -207,8 +207,9 @@ namespace {
 
 constexpr size_t kLeaseSecretBytes = 32;
 
-// HMAC-SHA256 (RFC 2104) of `message` under `key` (at most one block).
-std::array<uint8_t, 32> HmacSha256(std::string_view key, std::string_view message) {
+// HMAC-SHA256 (RFC 2104) under a key of at most one block: the hash states
+// after the inner and outer key pads, computed once per key.
+void HmacPads(std::string_view key, Sha256* inner, Sha256* outer) {
   std::array<char, 64> k{};
   std::memcpy(k.data(), key.data(), std::min(key.size(), k.size()));
   std::string ipad(64, '\0'), opad(64, '\0');
@@ -216,12 +217,15 @@ std::array<uint8_t, 32> HmacSha256(std::string_view key, std::string_view messag
     ipad[i] = static_cast<char>(k[i] ^ 0x36);
     opad[i] = static_cast<char>(k[i] ^ 0x5c);
   }
-  Sha256 inner;
-  inner.Update(ipad);
+  *inner = Sha256();
+  inner->Update(ipad);
+  *outer = Sha256();
+  outer->Update(opad);
+}
+
+std::array<uint8_t, 32> Hmac(Sha256 inner, Sha256 outer, std::string_view message) {
   inner.Update(message);
   std::array<uint8_t, 32> inner_digest = inner.Finish();
-  Sha256 outer;
-  outer.Update(opad);
   outer.Update(std::string_view(reinterpret_cast<const char*>(inner_digest.data()),
                                 inner_digest.size()));
   return outer.Finish();
@@ -247,6 +251,7 @@ absl::Status Scheduler::LoadLeaseSecret() {
                                               " bytes, got ", stored->size()));
     }
     lease_secret_ = *std::move(stored);
+    HmacPads(lease_secret_, &hmac_inner_, &hmac_outer_);
     return absl::OkStatus();
   }
   if (!absl::IsNotFound(stored.status())) return stored.status();
@@ -259,14 +264,14 @@ absl::Status Scheduler::LoadLeaseSecret() {
   // Durable with the first lease that uses it (same batch or an earlier one).
   batch_.Put(keys::kLeaseSecretKey, secret);
   lease_secret_ = std::move(secret);
+  HmacPads(lease_secret_, &hmac_inner_, &hmac_outer_);
   return absl::OkStatus();
 }
 
 std::string Scheduler::LeaseToken(const Campaign& c, uint32_t task, uint32_t attempt) const {
-  std::array<uint8_t, 32> mac =
-      HmacSha256(lease_secret_, absl::StrCat("ftb.lease.v1\n", TaskId(c, task), "\n", attempt));
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(mac.data()), 16));
+  std::array<uint8_t, 32> mac = Hmac(hmac_inner_, hmac_outer_,
+                                     absl::StrCat("ftb.lease.v1\n", TaskId(c, task), "\n", attempt));
+  return DigestHex(mac, 16);
 }
 
 absl::Status Scheduler::CheckLease(const Campaign& c, uint32_t task, uint32_t attempt,

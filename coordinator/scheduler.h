@@ -37,6 +37,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/hash.h"
 #include "common/ids.h"
 #include "common/rng.h"
 #include "coordinator/planner.h"
@@ -323,6 +324,7 @@ class Scheduler {
   std::vector<uint32_t> free_worker_slots_;
   absl::flat_hash_map<std::string, uint32_t> worker_index_;
   std::string lease_secret_;  // empty until LoadLeaseSecret()
+  Sha256 hmac_inner_, hmac_outer_;  // HMAC pads of lease_secret_
   int64_t next_evict_ms_ = 0;
   uint64_t next_list_seq_ = 1;
   absl::flat_hash_map<uint32_t, std::unique_ptr<Worker>> workers_;  // registered
