@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/hash.h"
+#include "common/secret_names.h"
 #include "common/status_macros.h"
 #include "datasets/dataset.h"
 #include "datasets/export.h"
@@ -245,6 +246,23 @@ absl::StatusOr<CommandModelOptions> ParseCommandModelOptions(
   return o;
 }
 
+bool CommandInheritsVariable(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "PATH",          "HOME",        "USER",         "LOGNAME",    "SHELL",
+      "LANG",          "LANGUAGE",    "TZ",           "TERM",       "TMPDIR",
+      "TMP",           "TEMP",        "LD_LIBRARY_PATH", "PYTHONPATH", "VIRTUAL_ENV",
+      "CONDA_PREFIX",  "HF_HOME",     "XDG_CACHE_HOME", "OMP_NUM_THREADS"};
+  static constexpr std::string_view kPrefixes[] = {"LC_", "CUDA_", "NVIDIA_", "ROCR_", "HIP_"};
+  if (LooksLikeSecretName(name)) return false;
+  for (std::string_view n : kNames) {
+    if (name == n) return true;
+  }
+  for (std::string_view p : kPrefixes) {
+    if (name.substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::string> ExpandTemplate(std::string_view tmpl,
                                            const std::map<std::string, std::string>& values,
                                            std::string_view option_name, bool quote) {
@@ -413,6 +431,7 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
     SubprocessOptions run;
     FTB_ASSIGN_OR_RETURN(run.command, ExpandTemplate(options.train, values, "train"));
     run.env = env;
+    run.inherit_env = CommandInheritsVariable;  // never the worker's token or keys
     run.timeout = options.timeout;
     run.cancelled = cancelled;
     run.on_line = log_line("train");
@@ -571,6 +590,7 @@ absl::StatusOr<v1::TaskResult> CommandBackend::Run(const v1::TaskAssignment& tas
     SubprocessOptions run;
     FTB_ASSIGN_OR_RETURN(run.command, ExpandTemplate(options.answer, values, "answer"));
     run.env = env;
+    run.inherit_env = CommandInheritsVariable;  // never the worker's token or keys
     run.timeout = options.answer_timeout;
     run.cancelled = cancelled;
     run.on_line = log_line("answer");

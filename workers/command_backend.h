@@ -36,6 +36,17 @@
 //   env             map of extra environment variables for both commands.
 // Any other option is an error naming it.
 //
+// ENVIRONMENT. Both commands are code from whoever submitted the campaign,
+// run with the worker's user and files: a worker offering `command` must
+// belong to a trusted pool. They do NOT inherit the worker's environment,
+// which holds the coordinator token (FTB_AUTH_TOKEN) and provider keys; they
+// get only the variables CommandInheritsVariable() admits (PATH, HOME, USER,
+// LOGNAME, SHELL, LANG, LANGUAGE, TZ, TERM, TMPDIR, TMP, TEMP,
+// LD_LIBRARY_PATH, PYTHONPATH, VIRTUAL_ENV, CONDA_PREFIX, HF_HOME,
+// XDG_CACHE_HOME, OMP_NUM_THREADS, and names starting LC_, CUDA_, NVIDIA_,
+// ROCR_, HIP_), never one that looks like a secret (common/secret_names.h),
+// plus the spec's `env`.
+//
 // AUTO. `auto` learning rate multiplier or batch size (0 in TuneWork) is an
 // error: a training command has no provider default to fall back on (the
 // spec refuses it at plan time, naming the field).
@@ -118,6 +129,10 @@ absl::StatusOr<CommandModelOptions> ParseCommandModelOptions(
 absl::StatusOr<std::string> ExpandTemplate(std::string_view tmpl,
                                            const std::map<std::string, std::string>& values,
                                            std::string_view option_name, bool quote = true);
+
+// True if the commands inherit the worker's variable `name` (the list under
+// ENVIRONMENT above).
+bool CommandInheritsVariable(std::string_view name);
 
 class CommandBackend : public TuningBackend {
  public:

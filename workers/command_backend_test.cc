@@ -1,5 +1,8 @@
 #include "workers/command_backend.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -157,6 +160,53 @@ TEST_F(CommandBackendTest, TrainsPerEpochCountAndAnswers) {
     ++models;
   }
   EXPECT_EQ(models, 2);
+}
+
+// Issue 17, finding 9: the commands are the submitter's code; they must not
+// read the worker's coordinator token or provider keys from their
+// environment. Before the fix both commands inherited the whole environment.
+TEST_F(CommandBackendTest, CommandsSeeNeitherTheWorkersTokenNorProviderKeys) {
+  const std::string token = "ftbtok-" + std::to_string(::getpid()) + "-never-in-a-command";
+  const std::string key = "sk-" + std::to_string(::getpid()) + "-never-in-a-command";
+  ::setenv("FTB_AUTH_TOKEN", token.c_str(), 1);
+  ::setenv("OPENAI_API_KEY", key.c_str(), 1);
+  ::setenv("CUDA_VISIBLE_DEVICES", "0", 1);
+  CommandBackend backend(artifacts_);
+  v1::TaskAssignment task = Task({1});
+  Option(task, "train").set_string_value("env | sed 's/^/train-env /'; " +
+                                         Option(task, "train").string_value());
+  Option(task, "answer").set_string_value("env | sed 's/^/answer-env /' >&2; " +
+                                          Option(task, "answer").string_value());
+  (*Option(task, "env").mutable_struct_value()->mutable_fields())["MY_SETTING"]
+      .set_string_value("from-the-spec");
+  auto result = Run(backend, task);
+  ::unsetenv("FTB_AUTH_TOKEN");
+  ::unsetenv("OPENAI_API_KEY");
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << log();
+  for (const std::string phase : {"train", "answer"}) {
+    // Control: the environment was printed, with the allowlisted and the
+    // spec's variables.
+    EXPECT_THAT(log(), HasSubstr(phase + "-env PATH=")) << log();
+    EXPECT_THAT(log(), HasSubstr(phase + "-env CUDA_VISIBLE_DEVICES=0"));
+    EXPECT_THAT(log(), HasSubstr(phase + "-env MY_SETTING=from-the-spec"));
+    EXPECT_THAT(log(), Not(HasSubstr(phase + "-env FTB_AUTH_TOKEN=")));
+    EXPECT_THAT(log(), Not(HasSubstr(phase + "-env OPENAI_API_KEY=")));
+  }
+  EXPECT_THAT(log(), Not(HasSubstr(token)));
+  EXPECT_THAT(log(), Not(HasSubstr(key)));
+}
+
+TEST(CommandInheritsVariableTest, AllowlistWithoutSecrets) {
+  for (const char* name : {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "CUDA_VISIBLE_DEVICES",
+                           "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"}) {
+    EXPECT_TRUE(CommandInheritsVariable(name)) << name;
+  }
+  for (const char* name : {"FTB_AUTH_TOKEN", "OPENAI_API_KEY", "AWS_SECRET_ACCESS_KEY",
+                           "HF_TOKEN", "CUDA_LICENSE_KEY", "FTB_COORDINATOR", "SSH_AUTH_SOCK",
+                           "GOOGLE_APPLICATION_CREDENTIALS", "RANDOM_VARIABLE"}) {
+    EXPECT_FALSE(CommandInheritsVariable(name)) << name;
+  }
 }
 
 TEST_F(CommandBackendTest, OneRunServesEverySnapshot) {

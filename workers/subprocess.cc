@@ -98,6 +98,7 @@ absl::StatusOr<SubprocessResult> RunSubprocess(const SubprocessOptions& options)
     std::string_view kv(*e);
     size_t eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
+    if (options.inherit_env && !options.inherit_env(kv.substr(0, eq))) continue;
     env_map[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
   }
   for (const auto& [k, v] : options.env) env_map[k] = v;

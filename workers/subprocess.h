@@ -25,7 +25,10 @@ struct SubprocessOptions {
   std::string command;  // for /bin/sh -c
   // Empty: the worker's current directory.
   std::string working_dir;
-  // Added to (or replacing in) the worker's environment.
+  // Which of the worker's environment variables the child inherits, by
+  // name; null = all of them.
+  std::function<bool(std::string_view name)> inherit_env;
+  // Added to (or replacing in) the inherited environment.
   std::vector<std::pair<std::string, std::string>> env;
   absl::Duration timeout = absl::InfiniteDuration();
   absl::Duration kill_grace = absl::Seconds(10);
