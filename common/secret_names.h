@@ -6,6 +6,7 @@
 #ifndef FTB_COMMON_SECRET_NAMES_H_
 #define FTB_COMMON_SECRET_NAMES_H_
 
+#include <iterator>
 #include <string>
 #include <string_view>
 
@@ -14,10 +15,11 @@
 namespace ftb {
 
 // The words that mark a secret, matched anywhere in the name, ignoring case:
-// OPENAI_API_KEY, FTB_AUTH_TOKEN, AWS_SECRET_ACCESS_KEY, PGPASSWORD,
-// GOOGLE_APPLICATION_CREDENTIALS, HF_TOKEN, ...
+// OPENAI_API_KEY, FTB_AUTH_TOKEN, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+// PGPASSWORD, GOOGLE_APPLICATION_CREDENTIALS, HF_TOKEN, ... (docs/spec.md,
+// "Environment variables", lists them).
 inline constexpr std::string_view kSecretNameWords[] = {
-    "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "AUTH", "COOKIE", "SESSION"};
+    "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "COOKIE"};
 
 // True if `name` contains one of kSecretNameWords (case-insensitive). Errs
 // on the side of calling a name secret (MONKEY_COUNT is one).
@@ -28,6 +30,17 @@ inline bool LooksLikeSecretName(std::string_view name) {
     if (upper.find(word) != std::string::npos) return true;
   }
   return false;
+}
+
+// "KEY, TOKEN, ... or COOKIE", for error messages.
+inline std::string SecretNameWordsText() {
+  std::string out;
+  const size_t n = std::size(kSecretNameWords);
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out += i + 1 == n ? " or " : ", ";
+    out += kSecretNameWords[i];
+  }
+  return out;
 }
 
 }  // namespace ftb

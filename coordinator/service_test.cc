@@ -223,21 +223,21 @@ TEST_F(ServiceTest, LeaseCompleteAndWatchToTheEnd) {
 TEST_F(ServiceTest, SubmittedSpecsExpandOnlyTheVariablesTheClientSent) {
   // The coordinator's own environment may hold secrets: a submitted spec
   // must not be able to read them back through ${NAME}.
-  ::setenv("FTB_SERVICE_TEST_SECRET", "s3cr3t-value", 1);
+  ::setenv("FTB_SERVICE_TEST_VALUE", "s3cr3t-value", 1);
   std::string yaml = kSpec;
-  yaml.replace(yaml.find("name: fixture"), 13, "name: \"${FTB_SERVICE_TEST_SECRET}\"");
+  yaml.replace(yaml.find("name: fixture"), 13, "name: \"${FTB_SERVICE_TEST_VALUE}\"");
   v1::SubmitCampaignRequest req;
   req.set_spec_yaml(yaml);
   req.set_spec_filename("svc.yaml");
   v1::SubmitCampaignResponse resp;
   grpc::Status s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(s.error_message().find("environment variable FTB_SERVICE_TEST_SECRET is not set"),
+  EXPECT_NE(s.error_message().find("environment variable FTB_SERVICE_TEST_VALUE is not set"),
             std::string::npos)
       << s.error_message();
   EXPECT_EQ(s.error_message().find("s3cr3t"), std::string::npos);
   // Sent by the client, the value is used.
-  (*req.mutable_env())["FTB_SERVICE_TEST_SECRET"] = "model-from-client";
+  (*req.mutable_env())["FTB_SERVICE_TEST_VALUE"] = "model-from-client";
   s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
   ASSERT_TRUE(s.ok()) << s.error_message();
   v1::GetCampaignRequest get;
@@ -245,7 +245,49 @@ TEST_F(ServiceTest, SubmittedSpecsExpandOnlyTheVariablesTheClientSent) {
   v1::GetCampaignResponse got;
   ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetCampaign, get, &got).ok());
   EXPECT_EQ(got.spec().models(0).name(), "model-from-client");
-  ::unsetenv("FTB_SERVICE_TEST_SECRET");
+  ::unsetenv("FTB_SERVICE_TEST_VALUE");
+}
+
+// Issue 17, finding 8: a spec that writes ${OPENAI_API_KEY} had the key
+// expanded into it (from the env a client sends) and stored and served by
+// GetCampaign. Refused now, whatever the client sends; nothing is stored.
+TEST_F(ServiceTest, ASecretVariableIsNeverExpandedStoredOrServed) {
+  const std::string key = "sk-svc-test-never-stored-0123456789";
+  std::string yaml = kSpec;
+  yaml.replace(yaml.find("{name: fixture, backend: test}"), 30,
+               "{name: fixture, backend: test, options: {note: \"${OPENAI_API_KEY}\"}}");
+  v1::SubmitCampaignRequest req;
+  req.set_spec_yaml(yaml);
+  req.set_spec_filename("svc.yaml");
+  // A client that does not validate locally sends the value anyway.
+  (*req.mutable_env())["OPENAI_API_KEY"] = key;
+  v1::SubmitCampaignResponse resp;
+  grpc::Status s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(),
+              ::testing::HasSubstr("svc.yaml:5:52: models[0].options.note: ${OPENAI_API_KEY} "
+                                   "names a secret"));
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("api_key_env: OPENAI_API_KEY"));
+  EXPECT_THAT(s.error_message(), ::testing::Not(::testing::HasSubstr(key)));
+  if (s.ok()) {
+    v1::GetCampaignRequest get;
+    get.set_campaign_id(resp.campaign_id());
+    v1::GetCampaignResponse got;
+    ASSERT_TRUE(Call(&v1::Coordinator::Stub::GetCampaign, get, &got).ok());
+    EXPECT_THAT(got.DebugString(), ::testing::Not(::testing::HasSubstr(key)))
+        << "GetCampaign serves the key";
+  }
+  // Nothing in the state holds the key (keys and values, every table).
+  int entries = 0, hits = 0;
+  ASSERT_TRUE(server_->store()
+                  .Scan("", {}, [&](std::string_view k, std::string_view v) {
+                    ++entries;
+                    hits += k.find(key) != std::string_view::npos ||
+                            v.find(key) != std::string_view::npos;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(hits, 0) << "the key is in " << hits << " of " << entries << " stored entries";
 }
 
 TEST_F(ServiceTest, CancelAndUnknownIds) {

@@ -32,6 +32,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/secret_names.h"
 #include "common/status_macros.h"
 #include "ftb/v1/dataset.pb.h"
 #include "google/protobuf/struct.pb.h"
@@ -572,6 +573,19 @@ absl::StatusOr<std::string> Parser::Expand(const Field& f, absl::string_view raw
     if (!valid) {
       return Expected(f, "${NAME} references with NAME matching [A-Za-z_][A-Za-z0-9_]*",
                       Quote(raw));
+    }
+    // The expanded spec is stored with the campaign and served by
+    // GetCampaign: a secret must never be expanded into it (issue 17,
+    // finding 8). Refused before the lookup, so the value is never read.
+    if (LooksLikeSecretName(std::string_view(name.data(), name.size()))) {
+      return ErrorAt(
+          f.mark, f.path,
+          absl::StrCat("${", name, "} names a secret (a name containing ",
+                       SecretNameWordsText(),
+                       "); ftb does not expand it, because the expanded spec is stored and "
+                       "served by the coordinator. Give the variable's name to the backend "
+                       "instead (e.g. api_key_env: ", name,
+                       "), which the worker reads from its own environment"));
     }
     std::optional<std::string> value =
         env_ ? env_(std::string_view(name.data(), name.size())) : std::nullopt;

@@ -873,6 +873,50 @@ TEST(SpecTest, ScalarAxisIsOneElementList) {
   EXPECT_THAT(spec->models(0).grid().learning_rate_multiplier(), ElementsAre(3.0));
 }
 
+// Issue 17, finding 8: the expanded spec is stored and served, so a
+// variable whose name looks like a secret is refused, located, with the way
+// out (the backend's api_key_env), and its value never appears.
+TEST(SpecTest, SecretVariablesAreNotExpanded) {
+  const std::string key = "sk-spec-test-0123456789";
+  const EnvLookup env = FakeEnv({{"OPENAI_API_KEY", key},
+                                 {"FTB_AUTH_TOKEN", key},
+                                 {"DB_PASSWORD", key},
+                                 {"MY_SECRET_THING", key},
+                                 {"MODEL_TAG", "v1"}});
+  const std::string head =
+      "name: c\n"
+      "datasets:\n"
+      "- {source: builtin, name: people}\n"
+      "models:\n"
+      "- name: m-${MODEL_TAG}\n"
+      "  backend: openai\n"
+      "  options:\n";
+  // Control: an ordinary variable expands.
+  absl::StatusOr<v1::CampaignSpec> ok =
+      ParseCampaignSpec(head + "    note: plain\n", "s.yaml", env);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->models(0).name(), "m-v1");
+  for (const std::string name :
+       {"OPENAI_API_KEY", "FTB_AUTH_TOKEN", "DB_PASSWORD", "MY_SECRET_THING", "openai_api_key"}) {
+    absl::StatusOr<v1::CampaignSpec> spec =
+        ParseCampaignSpec(head + "    api_key: \"x-${" + name + "}\"\n", "s.yaml", env);
+    ASSERT_FALSE(spec.ok()) << name << " was expanded";
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(std::string(spec.status().message()),
+              "s.yaml:8:14: models[0].options.api_key: ${" + name +
+                  "} names a secret (a name containing KEY, TOKEN, SECRET, PASSWORD, PASSWD, "
+                  "CREDENTIAL or COOKIE); ftb does not expand it, because the expanded spec is "
+                  "stored and served by the coordinator. Give the variable's name to the "
+                  "backend instead (e.g. api_key_env: " +
+                  name + "), which the worker reads from its own environment");
+    EXPECT_EQ(std::string(spec.status().message()).find(key), std::string::npos);
+  }
+  // $${...} stays literal text, not a reference: allowed.
+  absl::StatusOr<v1::CampaignSpec> literal =
+      ParseCampaignSpec(head + "    note: \"$${OPENAI_API_KEY}\"\n", "s.yaml", env);
+  ASSERT_TRUE(literal.ok()) << literal.status();
+}
+
 TEST(SpecTest, EnvironmentExpansion) {
   absl::StatusOr<v1::CampaignSpec> spec = ParseCampaignSpec(
       "name: c-${HOME_TAG}\n"

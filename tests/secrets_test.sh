@@ -61,6 +61,18 @@ EOF
 client=(--coordinator "$addr" --auth-token-file "$tmp/token")
 id=$("$ftb" submit "$tmp/spec.yaml" "${client[@]}" 2> "$tmp/logs/submit.err") ||
   fail "submit: $(cat "$tmp/logs/submit.err")"
+# A spec that would expand the key into the stored spec (issue 17, finding
+# 8) is refused by `ftb submit`, naming the line and the way out; the final
+# scan below shows nothing of it reached the state.
+sed 's/cost_usd_per_task: 0.01}/cost_usd_per_task: 0.01, note: "${OPENAI_API_KEY}"}/' \
+  "$tmp/spec.yaml" > "$tmp/secret-spec.yaml"
+grep -qF '${OPENAI_API_KEY}' "$tmp/secret-spec.yaml" || fail "control: the secret spec lacks the reference"
+"$ftb" submit "$tmp/secret-spec.yaml" "${client[@]}" > "$tmp/logs/secret-submit.out" 2>&1 &&
+  fail "a spec expanding \${OPENAI_API_KEY} was accepted: $(cat "$tmp/logs/secret-submit.out")"
+grep -qF 'secret-spec.yaml:7:67:' "$tmp/logs/secret-submit.out" &&
+  grep -qF '${OPENAI_API_KEY} names a secret' "$tmp/logs/secret-submit.out" &&
+  grep -qF 'api_key_env: OPENAI_API_KEY' "$tmp/logs/secret-submit.out" ||
+  fail "secret spec: unexpected error: $(cat "$tmp/logs/secret-submit.out")"
 # The workers take the token from the environment.
 FTB_AUTH_TOKEN=$token "$ftb" worker --coordinator "$addr" --backends test --slots 2 \
   --metrics-listen 127.0.0.1:$tmetrics > "$tmp/logs/tune.log" 2>&1 &
