@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "common/testing/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ftb::coordinator {
@@ -120,9 +122,8 @@ TEST(PlannerTest, CanonicalOptionsJsonSortsKeys) {
 TEST(PlannerTest, RejectsMismatchedDatasets) {
   v1::CampaignSpec spec = TwoByTwoSpec();
   absl::StatusOr<Plan> plan = PlanCampaign(spec, {});
-  ASSERT_FALSE(plan.ok());
-  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(plan.status().message(), "planner: 0 loaded datasets for 2 in the spec");
+  EXPECT_THAT(plan, ::ftb::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "planner: 0 loaded datasets for 2 in the spec"));
 }
 
 // Epochs 0 (the base model) and `auto` (0) are grid values like any other:

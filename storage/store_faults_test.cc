@@ -312,9 +312,7 @@ TEST(StoreFaultsTest, ReadWriteOpenOfAnImmutableDirectoryIsAnError) {
   if (!Chattr("+i", dir)) GTEST_SKIP() << "chattr +i not permitted here (needs root on ext4/xfs)";
   auto store = RocksDbStateStore::Open(dir);
   Chattr("-i", dir);
-  ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
-  EXPECT_THAT(std::string(store.status().message()), HasSubstr(dir));
+  ASSERT_THAT(store, StatusIs(absl::StatusCode::kUnavailable, HasSubstr(dir)));
   std::printf("matrix: read-only (immutable) directory at start | refuses to open: %s | "
               "acknowledged lost: 0\n",
               std::string(store.status().message()).c_str());

@@ -1,5 +1,6 @@
-// Test helpers for storage tests: a status matcher and a self-deleting
-// temporary directory. Test-only; not part of ftb_storage.
+// Test helpers for storage tests: the shared status matchers
+// (common/testing/status_matchers.h) and a self-deleting temporary directory.
+// Test-only; not part of ftb_storage.
 #ifndef FTB_STORAGE_TEST_UTIL_H_
 #define FTB_STORAGE_TEST_UTIL_H_
 
@@ -10,46 +11,16 @@
 #include <string>
 #include <system_error>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ftb::storage::testing {
 
-inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
-template <typename T>
-const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
-  return s.status();
-}
-
-// Matches an absl::Status or absl::StatusOr<T> whose code is `code` and whose
-// message matches `message` (any message by default).
-MATCHER_P2(StatusIsImpl, code, message,
-           "has code " + absl::StatusCodeToString(code)) {
-  const absl::Status& status = GetStatus(arg);
-  *result_listener << "whose status is " << status;
-  return status.code() == code &&
-         ::testing::ExplainMatchResult(message, std::string(status.message()),
-                                       result_listener);
-}
-inline auto StatusIs(absl::StatusCode code) {
-  return StatusIsImpl(code, ::testing::_);
-}
-template <typename M>
-auto StatusIs(absl::StatusCode code, M message) {
-  return StatusIsImpl(code, message);
-}
-inline auto IsOk() { return StatusIs(absl::StatusCode::kOk); }
-
-// Matches an OK absl::StatusOr<T> whose value matches `value`.
-MATCHER_P(IsOkAndHolds, value, "is OK and holds a value that matches") {
-  if (!arg.ok()) {
-    *result_listener << "whose status is " << arg.status();
-    return false;
-  }
-  return ::testing::ExplainMatchResult(value, *arg, result_listener);
-}
+// The status matchers are the tree's shared ones (common/testing/).
+using ::ftb::testing::IsOk;
+using ::ftb::testing::IsOkAndHolds;
+using ::ftb::testing::StatusIs;
 
 // A fresh directory under testing::TempDir(), removed with its contents on
 // destruction.
