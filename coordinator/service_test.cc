@@ -14,8 +14,10 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/ids.h"
+#include "common/testing/status_matchers.h"
 #include "storage/memory_state_store.h"
 
 #include "gmock/gmock.h"
@@ -23,6 +25,8 @@
 
 namespace ftb::coordinator {
 namespace {
+
+using ::ftb::testing::StatusIs;
 
 constexpr char kSpec[] = R"(name: svc
 datasets:
@@ -380,7 +384,7 @@ TEST(SchedulerLoopTest, AcknowledgesOnlyDurableWorkAndStopsAfterAFailedWrite) {
   // The in-memory state is now ahead of the store: everything after the
   // failed write is refused, reads included, even once the disk is back.
   store.fail = false;
-  EXPECT_FALSE(SubmitThrough(loop, "third").ok());
+  EXPECT_THAT(SubmitThrough(loop, "third"), StatusIs(absl::StatusCode::kUnavailable));
   absl::Notification read_done;
   absl::Status read_status;
   loop.Post([](Scheduler& s) { (void)s.List(); },
@@ -389,7 +393,7 @@ TEST(SchedulerLoopTest, AcknowledgesOnlyDurableWorkAndStopsAfterAFailedWrite) {
               read_done.Notify();
             });
   read_done.WaitForNotification();
-  EXPECT_FALSE(read_status.ok());
+  EXPECT_THAT(read_status, StatusIs(absl::StatusCode::kUnavailable));
   loop.Stop();
   EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), 1u);
 }
@@ -416,6 +420,77 @@ TEST(SchedulerLoopTest, ConcurrentPostsShareBatchesAndAllComplete) {
   EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), size_t{kThreads * kEach});
   EXPECT_EQ(loop.batches(), uint64_t(store.writes.load()));
   EXPECT_LE(loop.batches(), loop.operations());
+}
+
+// A store whose first Write once `armed` waits until `release` is notified:
+// a slow disk, made deterministic.
+class GatedStore : public storage::MemoryStateStore {
+ public:
+  absl::Status Write(const storage::WriteBatch& batch) override {
+    if (armed.exchange(false)) release.WaitForNotification();
+    writes.fetch_add(1);
+    return MemoryStateStore::Write(batch);
+  }
+  std::atomic<bool> armed{false};
+  absl::Notification release;
+  std::atomic<int> writes{0};
+};
+
+TEST(SchedulerLoopTest, OperationsQueuedBehindAWriteShareOneBatch) {
+  // Group commit under concurrent load: while the first batch is being
+  // written, every thread's first Submit is already posted. At most one batch
+  // waits and one is being formed, so the rest of those operations must share
+  // one batch: fewer batches than operations. A loop that wrote each
+  // operation on its own would give batches == operations.
+  GatedStore store;
+  SequentialIdSource ids;
+  auto scheduler = std::make_unique<Scheduler>(&store, RealClock::Get(), &ids);
+  ASSERT_TRUE(scheduler->Recover().ok());
+  store.armed = true;
+  const int writes_before = store.writes.load();
+  SchedulerLoop loop(std::move(scheduler), /*tick_ms=*/1000);
+  constexpr int kThreads = 8, kEach = 10;
+  absl::Mutex mu;
+  int posted = 0;  // threads whose first Submit is queued
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        absl::Notification done;
+        absl::Status result;
+        loop.Post(
+            [&, t, i](Scheduler& s) {
+              auto r = s.Submit(LoopSpec(absl::StrCat("g", t, "-", i)),
+                                {DatasetSummary{"people", "f00d", 6, 12, {}}}, "", "");
+              if (!r.ok()) result = r.status();
+            },
+            [&](const absl::Status& status) {
+              if (result.ok()) result = status;
+              done.Notify();
+            });
+        if (i == 0) {
+          absl::MutexLock lock(&mu);
+          ++posted;
+        }
+        done.WaitForNotification();
+        if (result.ok()) ok.fetch_add(1);
+      }
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == kThreads; }, &posted));
+  }
+  store.release.Notify();
+  for (auto& t : threads) t.join();
+  loop.Stop();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  EXPECT_EQ(store.ScanAll(keys::kCampaignPrefix)->size(), size_t{kThreads * kEach});
+  EXPECT_EQ(loop.batches(), uint64_t(store.writes.load() - writes_before));
+  EXPECT_EQ(loop.operations(), uint64_t{kThreads * kEach});
+  EXPECT_LT(loop.batches(), loop.operations());
 }
 
 TEST(SchedulerLoopTest, StopWritesWhatWasQueued) {

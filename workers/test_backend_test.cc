@@ -31,9 +31,41 @@ TEST(TestBackendTest, DigestIsDeterministicAndIgnoresAttemptAndTiming) {
   EXPECT_EQ(ra->tokens(), 1000u * (1 + 2 + 4) + 100u * 3);
   EXPECT_EQ(ra->cost_usd(), 0);
   EXPECT_EQ(ra->answers_size(), 0);
-  EXPECT_EQ(ra->digest(), TestBackend::ExpectedResult(a.tune()).digest());
+  // Pinned, computed outside ftb (Python hashlib): SHA-256 over the fields
+  // "ftb.workers.test_backend.v1", "tiny-model", "3", "t1-cell-1",
+  // "t1-cell-2", "t1-cell-4", "3", "1", "2", "4", each preceded by its length
+  // as 8 little-endian bytes (Sha256::UpdateField). A digest that changed
+  // silently would make stored results of earlier runs look different.
+  EXPECT_EQ(ra->digest(), "9c8e57ef0574ae6b58cfb5334a1aa099795b6eddec830cb968fca6203c9a2958");
   EXPECT_EQ(backend.runs(), 2);
   EXPECT_EQ(backend.runs_of("t1"), 2);
+}
+
+TEST(TestBackendTest, RunReturnsTheOptionalAnswersAndPricePerCell) {
+  TestBackend backend;
+  v1::TaskAssignment task = MakeTestTask("t2", 0, 0);
+  auto& fields = *task.mutable_tune()->mutable_model()->mutable_options()->mutable_fields();
+  fields["answers_per_cell"].set_number_value(3);
+  fields["cost_usd_per_task"].set_number_value(0.25);
+  auto r = RunOnce(backend, task);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->cost_usd(), 0.25);
+  EXPECT_EQ(r->tokens(), 1000u * (1 + 2 + 4) + 100u * 3);
+  ASSERT_EQ(r->answers_size(), 3);
+  const char* cells[] = {"t2-cell-1", "t2-cell-2", "t2-cell-4"};
+  for (int c = 0; c < 3; ++c) {
+    const v1::CellAnswers& cell = r->answers(c);
+    EXPECT_EQ(cell.cell_id(), cells[c]);
+    ASSERT_EQ(cell.items_size(), 3) << cells[c];
+    for (int i = 0; i < 3; ++i) {
+      const v1::JudgeItem& item = cell.items(i);
+      EXPECT_EQ(item.cell_id(), cells[c]);
+      EXPECT_EQ(item.question_id(), "q" + std::to_string(i));
+      EXPECT_EQ(item.reference(), std::to_string(100 + i));
+      // Even questions are answered right, odd ones wrong.
+      EXPECT_EQ(item.answer() == item.reference(), i % 2 == 0) << cells[c] << " q" << i;
+    }
+  }
 }
 
 TEST(TestBackendTest, DigestDependsOnModelCellsAndEpochs) {
