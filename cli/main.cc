@@ -6,6 +6,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "judge/judge_backend.h"
+#include "spec/spec.h"
 #include "workers/backend.h"
 
 namespace {
@@ -29,6 +30,12 @@ int main(int argc, char** argv) {
     std::cerr << "ftb: " << s.message() << "\n";
     return 1;
   }
+  // Every spec this process parses (plan, run, a coordinator's submit) has
+  // its models' options checked by their backends before anything runs.
+  ftb::spec::SetModelOptionsValidator(
+      [](std::string_view backend, const google::protobuf::Struct& options) {
+        return ftb::workers::BackendRegistry::Global().ValidateOptions(backend, options);
+      });
   CLI::App app{"ftb: FineTuneBench knowledge-infusion sweeps (coordinator, workers, reports)"};
   app.set_version_flag("--version", "ftb 0.1.0");
   app.require_subcommand(1);

@@ -1002,6 +1002,46 @@ absl::Status Parser::ReadDataset(const Field& f, v1::DatasetSpec* out, Field* la
   return absl::OkStatus();
 }
 
+ModelOptionsValidator& OptionsValidatorSlot() {
+  static ModelOptionsValidator* validator = new ModelOptionsValidator;
+  return *validator;
+}
+
+// The option of `f` (an options mapping, nested under `prefix`) that
+// `message` names: the longest dotted key path P with "options.P" in the
+// message (followed by a non-name character), else a key quoted as "K".
+void LocateOption(const Field& f, absl::string_view prefix, absl::string_view message,
+                  std::optional<Field>* best, size_t* best_score) {
+  if (!f.node.IsMap()) return;
+  for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    const std::string key = it->first.Scalar();
+    const std::string dotted = prefix.empty() ? key : absl::StrCat(prefix, ".", key);
+    const std::string named = absl::StrCat("options.", dotted);
+    size_t score = 0;
+    for (size_t pos = message.find(named); pos != absl::string_view::npos;
+         pos = message.find(named, pos + 1)) {
+      const size_t end = pos + named.size();
+      if (end == message.size() ||
+          !(absl::ascii_isalnum(static_cast<unsigned char>(message[end])) || message[end] == '_')) {
+        score = 2 * dotted.size() + 2;
+        break;
+      }
+    }
+    if (score == 0 && absl::StrContains(message, absl::StrCat("\"", key, "\""))) {
+      score = 2 * dotted.size() + 1;
+    }
+    YAML::Mark mark = it->first.Mark();
+    if (mark.is_null()) mark = f.mark;
+    Field field{it->second, ChildPath(f.path, key), mark};
+    if (score > *best_score) {
+      *best = field;
+      *best_score = score;
+    }
+    LocateOption(field, dotted, message, best, best_score);
+  }
+}
+
 absl::Status Parser::ReadModel(const Field& f, v1::ModelSpec* out) const {
   FTB_ASSIGN_OR_RETURN(Mapping m, ReadMapping(f, kModelKeys, "a mapping"));
   constexpr absl::string_view kNameExpected = "a model name";
@@ -1013,6 +1053,17 @@ absl::Status Parser::ReadModel(const Field& f, v1::ModelSpec* out) const {
   out->set_backend(backend);
   if (const Field* options = m.Find("options")) {
     FTB_ASSIGN_OR_RETURN(*out->mutable_options(), ReadOptions(*options));
+  }
+  if (const ModelOptionsValidator& validate = OptionsValidatorSlot()) {
+    const absl::Status s = validate(backend, out->options());
+    if (!s.ok() && !absl::IsNotFound(s)) {
+      const Field options = m.Get("options");
+      std::optional<Field> at;
+      size_t score = 0;
+      LocateOption(options, "", s.message(), &at, &score);
+      const Field& where = at ? *at : options;
+      return ErrorAt(where.mark, where.path, s.message());
+    }
   }
   // Only overrides are stored: a model without any keeps grid unset.
   v1::GridAxes axes;
@@ -1326,6 +1377,10 @@ EnvLookup RecordingEnv(EnvLookup base, std::map<std::string, std::string>* used)
     if (value) (*used)[std::string(name)] = *value;
     return value;
   };
+}
+
+void SetModelOptionsValidator(ModelOptionsValidator validator) {
+  OptionsValidatorSlot() = std::move(validator);
 }
 
 absl::StatusOr<v1::CampaignSpec> ParseCampaignSpec(std::string_view yaml, std::string_view filename,

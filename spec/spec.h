@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "ftb/v1/campaign.pb.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace ftb::spec {
 
@@ -29,6 +30,21 @@ EnvLookup MapEnv(std::map<std::string, std::string> values);
 // `base`, recording into *used each variable it finds (name -> value), e.g.
 // to send a spec's variables along with it. `used` must outlive the lookup.
 EnvLookup RecordingEnv(EnvLookup base, std::map<std::string, std::string>* used);
+
+// Checks one model's options for its backend, e.g.
+// workers::BackendRegistry::ValidateOptions (the spec library does not link
+// the backends). Errors name the option as `model.options.<key>` (nested:
+// `model.options.endpoint.model`) or, for an unknown key, as "<key>" in
+// quotes; kNotFound (backend unknown to the checker) is ignored.
+using ModelOptionsValidator =
+    std::function<absl::Status(std::string_view backend, const google::protobuf::Struct& options)>;
+// Installs the check ParseCampaignSpec runs on every model's options
+// (process-wide; empty = no check, the default). The ftb binary installs the
+// backend registry's check at startup, so `ftb plan`, `ftb run` and a
+// coordinator's SubmitCampaign refuse `layerz: 2` with
+// `<file>:<line>:<column>: models[i].options.layerz: <the backend's message>`.
+// Call before parsing starts; not synchronised with concurrent parses.
+void SetModelOptionsValidator(ModelOptionsValidator validator);
 
 // Parses and validates a spec and fills defaults (see docs/spec.md).
 absl::StatusOr<v1::CampaignSpec> ParseCampaignSpec(std::string_view yaml,

@@ -1161,7 +1161,12 @@ TEST(SpecFilesTest, PaperCampaignNeedsFineTuneBenchDir) {
               HasSubstr(": datasets[0].path: environment variable "
                         "FINETUNEBENCH_DIR is not set"));
 
-  spec = ParseCampaignSpec(yaml, "paper.yaml", FakeEnv({{"FINETUNEBENCH_DIR", "/ftb"}}));
+  // The Vertex models need a project and a training-data URI (as in
+  // vertex-example.yaml): without them every Vertex cell failed at run time.
+  spec = ParseCampaignSpec(yaml, "paper.yaml",
+                           FakeEnv({{"FINETUNEBENCH_DIR", "/ftb"},
+                                    {"VERTEX_PROJECT", "p"},
+                                    {"VERTEX_DATA_URI", "gs://b/ftb/{dataset}.jsonl"}}));
   ASSERT_TRUE(spec.ok()) << spec.status();
   ASSERT_EQ(spec->datasets_size(), 4);
   for (const v1::DatasetSpec& d : spec->datasets()) {
@@ -1222,6 +1227,110 @@ TEST_F(LoadFileTest, ParsesWithTheProcessEnvironment) {
   absl::StatusOr<v1::CampaignSpec> spec = LoadCampaignSpecFile(path);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->datasets(0).path(), "/from/env");
+}
+
+}  // namespace
+}  // namespace ftb::spec
+
+namespace ftb::spec {
+namespace {
+
+using ::testing::ElementsAre;
+
+// ---------------------------------------------------------------------------
+// Backend option checks (SetModelOptionsValidator): the backend's message,
+// located at the option it names. The real backends' checks are exercised
+// through the ftb binary in cli_test.sh.
+
+class OptionsValidatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetModelOptionsValidator(
+        [this](std::string_view backend, const google::protobuf::Struct& options) -> absl::Status {
+          seen_backends_.push_back(std::string(backend));
+          for (const auto& [key, value] : options.fields()) {
+            if (key != "layers" && key != "endpoint") {
+              return absl::InvalidArgumentError(
+                  "local backend: unknown option model.options." + key +
+                  "; valid options: endpoint, layers");
+            }
+            if (key == "layers" && value.kind_case() != google::protobuf::Value::kNumberValue) {
+              return absl::InvalidArgumentError(
+                  "local backend: model.options.layers: expected an integer");
+            }
+            if (key == "endpoint") {
+              for (const auto& [k, unused] : value.struct_value().fields()) {
+                if (k != "model") {
+                  return absl::InvalidArgumentError("backend: unknown model option \"" + k + "\"");
+                }
+              }
+            }
+          }
+          if (backend == "test") return absl::NotFoundError("unknown backend \"test\"");
+          return absl::OkStatus();
+        });
+  }
+  void TearDown() override { SetModelOptionsValidator(nullptr); }
+
+  absl::StatusOr<v1::CampaignSpec> Parse(const std::string& models) {
+    return ParseCampaignSpec(
+        "name: c\ndatasets:\n- {source: builtin, name: people}\nmodels:\n" + models,
+        "campaign.yaml", FullEnv());
+  }
+
+  std::vector<std::string> seen_backends_;
+};
+
+TEST_F(OptionsValidatorTest, UnknownKeyIsLocatedAtItsLine) {
+  auto spec = Parse(
+      "- name: m\n"
+      "  backend: local\n"
+      "  options:\n"
+      "    layers: 2\n"
+      "    layerz: 2\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(spec.status().message(),
+            "campaign.yaml:9:5: models[0].options.layerz: local backend: unknown option "
+            "model.options.layerz; valid options: endpoint, layers");
+  EXPECT_THAT(seen_backends_, ElementsAre("local"));
+}
+
+TEST_F(OptionsValidatorTest, IllTypedValueIsLocatedAtItsKey) {
+  auto spec = Parse("- {name: m, backend: local, options: {layers: two}}\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            "campaign.yaml:5:39: models[0].options.layers: local backend: "
+            "model.options.layers: expected an integer");
+}
+
+TEST_F(OptionsValidatorTest, NestedKeyQuotedInTheMessage) {
+  auto spec = Parse(
+      "- {name: a, backend: local}\n"
+      "- name: m\n"
+      "  backend: local\n"
+      "  options:\n"
+      "    endpoint:\n"
+      "      modle: x\n");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().message(),
+            "campaign.yaml:10:7: models[1].options.endpoint.modle: backend: unknown model "
+            "option \"modle\"");
+}
+
+TEST_F(OptionsValidatorTest, NoOptionsAndUnknownBackendsPass) {
+  EXPECT_TRUE(Parse("- {name: m, backend: local}\n").ok());
+  // kNotFound: the checker does not know the backend; run time decides.
+  EXPECT_TRUE(Parse("- {name: r, backend: test, options: {layers: 1}}\n"
+                    "- {name: m, backend: local, options: {layers: 3}}\n")
+                  .ok());
+  EXPECT_THAT(seen_backends_, ElementsAre("local", "test", "local"));
+}
+
+TEST_F(OptionsValidatorTest, WithoutAValidatorOptionsAreFreeForm) {
+  SetModelOptionsValidator(nullptr);
+  EXPECT_TRUE(Parse("- {name: m, backend: local, options: {layerz: 2}}\n").ok());
+  EXPECT_TRUE(seen_backends_.empty());
 }
 
 }  // namespace

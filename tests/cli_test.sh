@@ -41,6 +41,26 @@ check unknown-command 106 "A subcommand is required" -- "$ftb" frobnicate
 check export-vertex 0 '{"contents":[{"role":"user","parts":[{"text":' -- "$ftb" datasets export people --format vertex
 lines=$("$ftb" datasets export people --format openai --size 3 | wc -l)
 [[ $lines -eq 18 ]] && echo "ok   export-lines" || { echo "FAIL export-lines: $lines lines, want 18"; fail=1; }
+# Backend options are checked at plan time by each backend (issue 14): a typo
+# names the file, line, field and the accepted keys instead of failing every
+# cell at run time.
+opts_spec() {  # opts_spec BACKEND OPTIONS_FLOW_MAPPING
+  printf 'name: o\ndatasets:\n  - {source: builtin, name: people}\nmodels:\n  - name: m\n    backend: %s\n    options:\n      %s\ngrid: {epochs: [1]}\n' "$1" "$2" > "$tmp/opts.yaml"
+}
+opts_spec local 'layerz: 2'
+check local-option-typo 1 "ftb: $tmp/opts.yaml:8:7: models[0].options.layerz: local backend: unknown option model.options.layerz; valid options: artifact_dir, background_seed, background_size, grad_clip, heads, layers," -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec local 'layers: two'
+check local-option-type 1 "ftb: $tmp/opts.yaml:8:7: models[0].options.layers: local backend: model.options.layers: expected an integer in [1, 24], got \"two\"" -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec command '{train: "t", answer: "a", timeout: 5}'
+check command-option-typo 1 "ftb: $tmp/opts.yaml:8:33: models[0].options.timeout: command backend: unknown model option \"timeout\"; known: answer, answer_timeout_s," -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec command '{answer: "a"}'
+check command-option-missing 1 "ftb: $tmp/opts.yaml:8:7: models[0].options: command backend: model.options.train: expected a command template (required)" -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec test 'sleep_ms: 5'
+check test-option-typo 1 "models[0].options.sleep_ms: test backend: unknown option model.options.sleep_ms; valid options: answers_per_cell," -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec replay '{responses_path: /x, recorded: m}'
+check replay-option-typo 1 "models[0].options.recorded: replay: unknown model option \"recorded\"; known: recorded_model, responses_path" -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec local '{layers: 2, width: 32, heads: 2}'
+check local-options-ok 0 "campaign o: 1 dataset(s) x 1 model(s)" -- "$ftb" plan "$tmp/opts.yaml"
 # A single line of error output, nothing else.
 n=$("$ftb" plan "$tmp/bad.yaml" 2>&1 | wc -l)
 [[ $n -eq 1 ]] && echo "ok   one-line-error" || { echo "FAIL one-line-error: $n lines"; fail=1; }

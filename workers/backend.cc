@@ -76,6 +76,11 @@ bool IsRetryableBackendError(const absl::Status& status) {
 }
 
 absl::Status BackendRegistry::Register(std::string name, BackendFactory factory) {
+  return Register(std::move(name), std::move(factory), OptionsValidator());
+}
+
+absl::Status BackendRegistry::Register(std::string name, BackendFactory factory,
+                                       OptionsValidator validate) {
   if (name.empty()) {
     return absl::InvalidArgumentError("backend name must not be empty");
   }
@@ -83,12 +88,30 @@ absl::Status BackendRegistry::Register(std::string name, BackendFactory factory)
     return absl::InvalidArgumentError(absl::StrCat("backend \"", name, "\": factory is null"));
   }
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = factories_.emplace(std::move(name), std::move(factory));
+  auto [it, inserted] = factories_.emplace(name, std::move(factory));
   if (!inserted) {
     return absl::AlreadyExistsError(
         absl::StrCat("backend \"", it->first, "\" is already registered"));
   }
+  if (validate) validators_.emplace(std::move(name), std::move(validate));
   return absl::OkStatus();
+}
+
+absl::Status BackendRegistry::ValidateOptions(std::string_view name,
+                                              const google::protobuf::Struct& options) const {
+  OptionsValidator validate;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!factories_.contains(name)) {
+      std::vector<std::string> names;
+      for (const auto& [known, unused] : factories_) names.push_back(known);
+      return absl::NotFoundError(absl::StrCat(
+          "unknown backend \"", std::string(name),
+          "\"; known backends: ", names.empty() ? "(none)" : absl::StrJoin(names, ", ")));
+    }
+    if (auto it = validators_.find(name); it != validators_.end()) validate = it->second;
+  }
+  return validate ? validate(options) : absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<TuningBackend>> BackendRegistry::Create(

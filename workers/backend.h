@@ -22,6 +22,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "ftb/v1/coordinator.pb.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace ftb::workers {
 
@@ -136,6 +137,14 @@ struct BackendOptions {
 using BackendFactory =
     std::function<absl::StatusOr<std::unique_ptr<TuningBackend>>(const BackendOptions&)>;
 
+// Checks a model's per-task options (ModelSpec.options) the way the
+// backend's Run() would, without running anything, so that `ftb plan` and
+// submit refuse a typo (`layerz: 2`) instead of every cell failing at run
+// time. Errors: kInvalidArgument whose message names the option as
+// `model.options.<key>` (nested keys dotted: `model.options.endpoint.model`)
+// and, for an unknown key, lists the accepted ones. Must be thread-safe.
+using OptionsValidator = std::function<absl::Status(const google::protobuf::Struct&)>;
+
 // Backend names -> factories. Thread-safe.
 class BackendRegistry {
  public:
@@ -146,6 +155,14 @@ class BackendRegistry {
   // Errors: kAlreadyExists if `name` is taken; kInvalidArgument if it is
   // empty or `factory` is null.
   absl::Status Register(std::string name, BackendFactory factory);
+  // The same, with the check of the backend's model options (see
+  // OptionsValidator); `validate` may be empty (options are not checked
+  // before run time).
+  absl::Status Register(std::string name, BackendFactory factory, OptionsValidator validate);
+  // Runs `name`'s options check on `options`. Errors: kNotFound naming the
+  // known backends if `name` is not registered; the validator's error; OK
+  // when the backend registered no validator.
+  absl::Status ValidateOptions(std::string_view name, const google::protobuf::Struct& options) const;
   // Errors: kNotFound naming the known backends if `name` is not registered;
   // otherwise whatever the factory returns.
   absl::StatusOr<std::unique_ptr<TuningBackend>> Create(std::string_view name,
@@ -156,6 +173,7 @@ class BackendRegistry {
  private:
   mutable absl::Mutex mu_;
   std::map<std::string, BackendFactory, std::less<>> factories_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, OptionsValidator, std::less<>> validators_ ABSL_GUARDED_BY(mu_);
 };
 
 // Shorthands for BackendRegistry::Global().

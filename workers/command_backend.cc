@@ -663,7 +663,8 @@ absl::Status RegisterCommandBackend(BackendRegistry& registry) {
       CommandBackend::kName,
       [](const BackendOptions& options) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return CommandBackend::Create(options);
-      });
+      },
+      [](const google::protobuf::Struct& s) { return ParseCommandModelOptions(s).status(); });
 }
 
 }  // namespace ftb::workers

@@ -741,7 +741,8 @@ absl::Status RegisterLocalBackend(BackendRegistry& registry) {
       LocalBackend::kName,
       [](const BackendOptions& options) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return LocalBackend::Create(options);
-      });
+      },
+      [](const google::protobuf::Struct& s) { return ParseLocalModelOptions(s).status(); });
 }
 
 }  // namespace ftb::workers

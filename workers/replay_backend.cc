@@ -163,6 +163,19 @@ absl::StatusOr<std::string> StringOption(const google::protobuf::Struct& options
   return it->second.string_value();
 }
 
+// The replay backend's model options: responses_path (required) and
+// recorded_model, both non-empty strings.
+absl::Status CheckReplayOptions(const google::protobuf::Struct& options) {
+  for (const auto& [name, unused] : options.fields()) {
+    if (name != "responses_path" && name != "recorded_model") {
+      return absl::InvalidArgumentError(absl::StrCat("replay: unknown model option \"", name,
+                                                     "\"; known: recorded_model, responses_path"));
+    }
+  }
+  FTB_RETURN_IF_ERROR(StringOption(options, "responses_path", /*required=*/true).status());
+  return StringOption(options, "recorded_model", /*required=*/false).status();
+}
+
 }  // namespace
 
 absl::StatusOr<ReplayedAnswers> ReplayRecordedResponses(const v1::Dataset& dataset,
@@ -208,12 +221,7 @@ absl::StatusOr<v1::TaskResult> ReplayBackend::Run(const v1::TaskAssignment& task
     }
   }
   const google::protobuf::Struct& options = work.model().options();
-  for (const auto& [name, unused] : options.fields()) {
-    if (name != "responses_path" && name != "recorded_model") {
-      return absl::InvalidArgumentError(absl::StrCat("replay: unknown model option \"", name,
-                                                     "\"; known: recorded_model, responses_path"));
-    }
-  }
+  FTB_RETURN_IF_ERROR(CheckReplayOptions(options));
   FTB_ASSIGN_OR_RETURN(const std::string responses_path,
                        StringOption(options, "responses_path", /*required=*/true));
   FTB_ASSIGN_OR_RETURN(std::string model,
@@ -260,7 +268,8 @@ absl::Status RegisterReplayBackend(BackendRegistry& registry) {
       ReplayBackend::kName,
       [](const BackendOptions&) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return std::make_unique<ReplayBackend>();
-      });
+      },
+      CheckReplayOptions);
 }
 
 }  // namespace ftb::workers

@@ -1,11 +1,15 @@
 #include "workers/test_backend.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <string_view>
 #include <string>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/hash.h"
 #include "common/rng.h"
 #include "common/status_macros.h"
@@ -137,6 +141,19 @@ absl::Status RegisterTestBackend(BackendRegistry& registry) {
       TestBackend::kName,
       [](const BackendOptions&) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return std::make_unique<TestBackend>();
+      },
+      [](const google::protobuf::Struct& s) -> absl::Status {
+        static constexpr const char* kNames[] = {"answers_per_cell", "cost_usd_per_task",
+                                                      "fail_first_attempts", "sleep_ms_max",
+                                                      "sleep_ms_min"};
+        for (const auto& [name, unused] : s.fields()) {
+          if (std::find(std::begin(kNames), std::end(kNames), name) == std::end(kNames)) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("test backend: unknown option model.options.", name,
+                             "; valid options: ", absl::StrJoin(kNames, ", ")));
+          }
+        }
+        return ParseOptions(s).status();
       });
 }
 
