@@ -29,7 +29,7 @@ namespace ftb::coordinator {
 
 namespace {
 
-// Compact per-task state: 32 bytes, so a million pending tasks cost ~32 MB.
+// Compact per-task state: 40 bytes, so a million pending tasks cost ~40 MB.
 struct TaskSlot {
   int64_t lease_deadline_ms = 0;
   int64_t not_before_ms = 0;

@@ -138,8 +138,10 @@ class Scheduler {
   // without the right token is kPermissionDenied (nothing changes), a
   // heartbeat for it gets deadline 0.
 
-  // Leases up to max_tasks ready tasks the worker can run, oldest campaign
-  // first, within per-backend concurrency limits. kFailedPrecondition for an
+  // Leases up to max_tasks ready tasks the worker can run, within per-backend
+  // concurrency limits. Campaigns are visited round-robin: each Lease starts
+  // one campaign further on (lease_cursor_) than the last, so campaigns take
+  // turns being served first (not oldest campaign first). kFailedPrecondition for an
   // unregistered worker (it must register again, e.g. after a restart);
   // kInvalidArgument for max_tasks outside [1, max_lease_batch].
   absl::StatusOr<v1::LeaseTasksResponse> Lease(const v1::LeaseTasksRequest& request);
