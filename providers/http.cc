@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace ftb::providers {
@@ -80,8 +81,13 @@ class CurlTransport : public HttpTransport {
           absl::StrCat(request.method, " ", request.url, ": ", curl_easy_strerror(code)));
     }
     if (code != CURLE_OK) {
-      return absl::UnavailableError(
+      absl::Status error = absl::UnavailableError(
           absl::StrCat(request.method, " ", request.url, ": ", curl_easy_strerror(code)));
+      if (code == CURLE_COULDNT_RESOLVE_HOST || code == CURLE_COULDNT_RESOLVE_PROXY ||
+          code == CURLE_COULDNT_CONNECT) {
+        error.SetPayload(kNotSentPayload, absl::Cord("not sent"));
+      }
+      return error;
     }
     response.status = static_cast<int>(status);
     return response;

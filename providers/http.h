@@ -35,6 +35,12 @@ struct HttpResponse {
   std::string Header(std::string_view name) const;
 };
 
+// Status payload type URL: the request was never sent (see Send()).
+inline constexpr char kNotSentPayload[] = "type.ftb.dev/ftb.provider.NotSent";
+inline bool RequestNotSent(const absl::Status& status) {
+  return status.GetPayload(kNotSentPayload).has_value();
+}
+
 // Sends one request, no retries. Thread-safe implementations are required
 // (one client serves all of a worker's slots).
 class HttpTransport {
@@ -43,6 +49,9 @@ class HttpTransport {
   // Any HTTP status is a reply (OK). Errors: kUnavailable when no reply came
   // (connection refused, reset, dropped mid-reply, DNS); kDeadlineExceeded
   // when `request.timeout` passed; kInvalidArgument for a malformed URL.
+  // An error where the request certainly never reached the server (DNS
+  // failure, connection refused) carries kNotSentPayload: only such a
+  // failure of a create call is safe to repeat blindly.
   virtual absl::StatusOr<HttpResponse> Send(const HttpRequest& request) = 0;
 };
 

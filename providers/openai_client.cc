@@ -30,9 +30,10 @@ OpenAiClient::OpenAiClient(OpenAiClientOptions options, std::unique_ptr<HttpTran
 absl::StatusOr<Json> OpenAiClient::Call(const std::string& method, const std::string& path,
                                         const std::string& body,
                                         const std::string& content_type,
-                                        double estimated_tokens, const Sleeper& sleep) {
+                                        double estimated_tokens, const Sleeper& sleep,
+                                        bool idempotent) {
   return rest_.Call(method, options_.base_url + path, options_.api_key, body, content_type,
-                    estimated_tokens, sleep);
+                    estimated_tokens, sleep, idempotent);
 }
 
 absl::StatusOr<std::vector<Json>> OpenAiClient::ListAll(const std::string& path_and_query,
@@ -61,7 +62,8 @@ absl::StatusOr<Json> OpenAiClient::UploadFile(const std::string& filename,
   MultipartBody form;
   form.AddField("purpose", "fine-tune");
   form.AddFile("file", filename, "application/jsonl", jsonl);
-  return Call("POST", "/files", form.Encode(), form.ContentType(), 0, sleep);
+  return Call("POST", "/files", form.Encode(), form.ContentType(), 0, sleep,
+              /*idempotent=*/false);
 }
 
 absl::StatusOr<Json> OpenAiClient::GetFile(const std::string& id, const Sleeper& sleep) {
@@ -74,7 +76,8 @@ absl::StatusOr<std::vector<Json>> OpenAiClient::ListFiles(const std::string& pur
 }
 
 absl::StatusOr<Json> OpenAiClient::CreateJob(const Json& request, const Sleeper& sleep) {
-  return Call("POST", "/fine_tuning/jobs", request.dump(), "application/json", 0, sleep);
+  return Call("POST", "/fine_tuning/jobs", request.dump(), "application/json", 0, sleep,
+              /*idempotent=*/false);
 }
 
 absl::StatusOr<Json> OpenAiClient::GetJob(const std::string& id, const Sleeper& sleep) {

@@ -56,6 +56,8 @@ class OpenAiClient {
   OpenAiClient(OpenAiClientOptions options, std::unique_ptr<HttpTransport> transport);
 
   // POST /files (multipart: purpose=fine-tune, file=<jsonl>). The file object.
+  // UploadFile and CreateJob are creates: never repeated after an ambiguous
+  // failure, which is marked IsMaybeCreated() (retry.h).
   absl::StatusOr<Json> UploadFile(const std::string& filename, const std::string& jsonl,
                                   const Sleeper& sleep);
   // GET /files/{id}.
@@ -87,7 +89,8 @@ class OpenAiClient {
   // kInternal for a 2xx reply that is not JSON.
   absl::StatusOr<Json> Call(const std::string& method, const std::string& path,
                             const std::string& body, const std::string& content_type,
-                            double estimated_tokens, const Sleeper& sleep);
+                            double estimated_tokens, const Sleeper& sleep,
+                            bool idempotent = true);
 
   RateLimiter& limiter() { return rest_.limiter(); }
   const OpenAiClientOptions& options() const { return options_; }

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -55,9 +56,111 @@ TEST(ParseRetryAfter, MillisecondsWinOverSeconds) {
   EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "1.5"}})), absl::Milliseconds(1500));
   EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "3"}, {"retry-after-ms", "250"}})),
             absl::Milliseconds(250));
-  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}})),
-            std::nullopt);
   EXPECT_EQ(ParseRetryAfter(Reply(429)), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "soon"}})), std::nullopt);
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "-3"}})), std::nullopt);
+}
+
+// RFC 9110 section 10.2.3: Retry-After = HTTP-date / delay-seconds; the
+// three date forms of section 5.6.7, as openai-python reads them
+// (email.utils.parsedate_tz, the wait being the date minus now).
+TEST(ParseRetryAfter, HttpDateIsTheDateMinusNow) {
+  const absl::Time now = absl::FromUnixSeconds(1445412470);  // 2015-10-21 07:27:50 UTC
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"}}),
+                            now),
+            absl::Seconds(10));
+  EXPECT_EQ(ParseRetryAfter(Reply(503, "", {{"retry-after", "Wednesday, 21-Oct-15 07:28:05 GMT"}}),
+                            now),
+            absl::Seconds(15));
+  EXPECT_EQ(ParseRetryAfter(Reply(503, "", {{"retry-after", "Wed Oct 21 07:29:50 2015"}}), now),
+            absl::Minutes(2));
+  // A date already past: no wait.
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "Tue, 20 Oct 2015 07:28:00 GMT"}}),
+                            now),
+            absl::ZeroDuration());
+  // retry-after-ms still wins.
+  EXPECT_EQ(ParseRetryAfter(Reply(429, "", {{"retry-after", "Wed, 21 Oct 2015 07:28:00 GMT"},
+                                            {"retry-after-ms", "40"}}),
+                            now),
+            absl::Milliseconds(40));
+}
+
+// openai-python `_should_retry`: "If the server explicitly says whether or
+// not to retry, obey."
+TEST(RetryPolicy, ObeysXShouldRetry) {
+  RetryPolicy policy(RetryOptions{.max_attempts = 3});
+  Rng rng(1);
+  // false: a 503 or 429 is final.
+  for (int http : {429, 500, 503}) {
+    RetryDecision d = policy.Decide(1, "GET /x", Reply(http, ErrorBody(""),
+                                                       {{"x-should-retry", "false"}}), rng);
+    EXPECT_FALSE(d.retry) << http;
+    EXPECT_EQ(d.error.code(), RetryPolicy::CodeForHttpStatus(http)) << http;
+    EXPECT_THAT(d.error.message(), HasSubstr("x-should-retry: false")) << http;
+  }
+  // false on a create: final and not "maybe created" (no blind re-create).
+  RetryDecision d = policy.Decide(1, "POST /jobs", Reply(500, ErrorBody(""),
+                                                         {{"x-should-retry", "false"}}),
+                                  rng, /*idempotent=*/false);
+  EXPECT_FALSE(d.retry);
+  EXPECT_FALSE(IsMaybeCreated(d.error));
+  // true: even a 400 is retried, and so is a create's 500 (the server says
+  // it did not carry it out).
+  d = policy.Decide(1, "GET /x", Reply(400, ErrorBody(""), {{"x-should-retry", "true"}}), rng);
+  EXPECT_TRUE(d.retry);
+  d = policy.Decide(1, "POST /jobs", Reply(500, ErrorBody(""), {{"x-should-retry", "true"}}), rng,
+                    /*idempotent=*/false);
+  EXPECT_TRUE(d.retry);
+  // Without the header a create's 500 is final and "maybe created".
+  d = policy.Decide(1, "POST /jobs", Reply(500, ErrorBody("")), rng, /*idempotent=*/false);
+  EXPECT_FALSE(d.retry);
+  EXPECT_TRUE(IsMaybeCreated(d.error));
+  // Still bounded by max_attempts.
+  d = policy.Decide(3, "GET /x", Reply(400, ErrorBody(""), {{"x-should-retry", "true"}}), rng);
+  EXPECT_FALSE(d.retry);
+  EXPECT_THAT(d.error.message(), HasSubstr("after 3 attempts"));
+}
+
+// openai-python `_calculate_retry_timeout` honours a retry-after only when
+// 0 < wait <= 60 s. ftb waits up to max_retry_after (60 s by default) and,
+// past it, fails the attempt at once with a retryable error naming the wait,
+// instead of sleeping 300 s inside one call.
+TEST(RetryPolicy, CapsASingleWaitAndFailsTheAttemptPastIt) {
+  RetryPolicy policy;
+  EXPECT_EQ(policy.options().max_retry_after, absl::Seconds(60));
+  Rng rng(1);
+  RetryDecision d = policy.Decide(1, "POST /x", Reply(429, ErrorBody("rate_limit_exceeded"),
+                                                      {{"retry-after", "60"}}),
+                                  rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.delay, absl::Seconds(60));
+  d = policy.Decide(1, "POST /x", Reply(429, ErrorBody("rate_limit_exceeded"),
+                                        {{"retry-after", "300"}}),
+                    rng);
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.error.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(IsInsufficientQuota(d.error));  // retried later, not a pause
+  EXPECT_THAT(d.error.message(), HasSubstr("asks to wait 5m"));
+  EXPECT_THAT(d.error.message(), HasSubstr("retried later"));
+  const std::string in_two_hours =
+      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now() + absl::Hours(2),
+                       absl::UTCTimeZone());
+  d = policy.Decide(1, "GET /x", Reply(503, ErrorBody(""), {{"retry-after", in_two_hours}}), rng);
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.error.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(d.error.message(), HasSubstr("asks to wait 1h59m"));
+  const std::string in_five_seconds =
+      absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::Now() + absl::Seconds(6),
+                       absl::UTCTimeZone());
+  d = policy.Decide(1, "GET /x", Reply(503, ErrorBody(""), {{"retry-after", in_five_seconds}}),
+                    rng);
+  EXPECT_TRUE(d.retry);
+  EXPECT_GT(d.delay, absl::Seconds(3));
+  EXPECT_LE(d.delay, absl::Seconds(6));
+  // A custom cap.
+  RetryPolicy tight(RetryOptions{.max_retry_after = absl::Seconds(5)});
+  d = tight.Decide(1, "GET /x", Reply(503, ErrorBody(""), {{"retry-after-ms", "5001"}}), rng);
+  EXPECT_FALSE(d.retry);
 }
 
 TEST(ParseProviderError, ReadsOpenAiErrorBody) {
@@ -303,6 +406,41 @@ TEST(OpenAiClient, RetriesThenSucceedsAndCounts) {
   EXPECT_EQ(delta("error"), 1u);
   EXPECT_EQ(delta("500"), 1u);
   EXPECT_EQ(delta("200"), 1u);
+}
+
+// Issue 13 section 2: a create is never repeated after a failure that may
+// have happened after the provider committed it; it is marked
+// IsMaybeCreated() for the backend to look the job up by its tag. 429 and a
+// connection never made are still retried (nothing was created).
+TEST(OpenAiClient, CreatesAreNotRepeatedAfterAmbiguousFailures) {
+  absl::Status reset = absl::UnavailableError("Recv failure: Connection reset by peer");
+  absl::Status timeout = absl::DeadlineExceededError("timed out");
+  for (const absl::StatusOr<HttpResponse>& failure :
+       {absl::StatusOr<HttpResponse>(reset), absl::StatusOr<HttpResponse>(timeout),
+        absl::StatusOr<HttpResponse>(Reply(500, ErrorBody(""))),
+        absl::StatusOr<HttpResponse>(Reply(503, ErrorBody(""))),
+        absl::StatusOr<HttpResponse>(Reply(408, ErrorBody("")))}) {
+    ClientFixture f;
+    f.transport->Push(failure);
+    f.transport->Push(Reply(200, R"({"id":"ftjob-2"})"));
+    absl::StatusOr<Json> job = f.client->CreateJob(Json{{"model", "m"}}, f.sleeper());
+    ASSERT_FALSE(job.ok());
+    EXPECT_TRUE(IsMaybeCreated(job.status())) << job.status();
+    EXPECT_THAT(job.status().message(), HasSubstr("not repeated"));
+    EXPECT_EQ(f.transport->requests.size(), 1u) << job.status();
+    // The same failure on a GET is retried.
+    absl::StatusOr<Json> got = f.client->GetJob("ftjob-2", f.sleeper());
+    EXPECT_TRUE(got.ok()) << got.status();
+  }
+  ClientFixture f;
+  absl::Status refused = absl::UnavailableError("Couldn't connect to server");
+  refused.SetPayload(kNotSentPayload, absl::Cord("not sent"));
+  f.transport->Push(refused);
+  f.transport->Push(Reply(429, ErrorBody("rate_limit_exceeded"), {{"retry-after-ms", "5"}}));
+  f.transport->Push(Reply(200, R"({"id":"file-1"})"));
+  absl::StatusOr<Json> file = f.client->UploadFile("a.jsonl", "{}\n", f.sleeper());
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ(f.transport->requests.size(), 3u);
 }
 
 TEST(OpenAiClient, NeverRetriesClientErrors) {

@@ -75,7 +75,7 @@ RestClient::RestClient(RestClientOptions options, std::unique_ptr<HttpTransport>
 absl::StatusOr<Json> RestClient::Call(const std::string& method, const std::string& url,
                                       const std::string& bearer, const std::string& body,
                                       const std::string& content_type, double estimated_tokens,
-                                      const Sleeper& sleep) {
+                                      const Sleeper& sleep, bool idempotent) {
   HttpRequest request;
   request.method = method;
   request.url = url;
@@ -103,7 +103,7 @@ absl::StatusOr<Json> RestClient::Call(const std::string& method, const std::stri
     RetryDecision decision;
     {
       absl::MutexLock lock(&rng_mu_);
-      decision = policy_.Decide(attempt, what, reply, rng_);
+      decision = policy_.Decide(attempt, what, reply, rng_, idempotent);
     }
     if (decision.retry) {
       stats.CountRetry(options_.provider);

@@ -2,7 +2,8 @@
 // through the client-side rate limiter (rate_limit.h), is sent over an
 // HttpTransport, retried per RetryPolicy (retry.h: connection errors, 408,
 // 409, 429 and 5xx with backoff honouring retry-after(-ms); never
-// 400/401/403/404; a 429 `insufficient_quota` at once), counted in
+// 400/401/403/404; a 429 `insufficient_quota` at once; a create call is not
+// repeated after an ambiguous failure), counted in
 // ProviderStats::Global(), and its errors have the bearer token redacted.
 // OpenAiClient and VertexClient are thin layers of paths and bodies over it.
 //
@@ -59,11 +60,12 @@ class RestClient {
   // `bearer` is empty). `estimated_tokens` feeds the tokens bucket. Returns
   // the parsed 2xx body (an empty body parses as {}). Errors: as described
   // above, with `bearer` redacted; kCancelled when `sleep` gave up; kInternal
-  // for a 2xx reply that is not JSON.
+  // for a 2xx reply that is not JSON. `idempotent` false for a call that
+  // creates a billable resource: see retry.h (IsMaybeCreated).
   absl::StatusOr<Json> Call(const std::string& method, const std::string& url,
                             const std::string& bearer, const std::string& body,
                             const std::string& content_type, double estimated_tokens,
-                            const Sleeper& sleep);
+                            const Sleeper& sleep, bool idempotent = true);
 
   RateLimiter& limiter() { return limiter_; }
   const RestClientOptions& options() const { return options_; }

@@ -8,6 +8,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "nlohmann/json.hpp"
 
 namespace ftb::providers {
@@ -21,6 +22,22 @@ absl::Status InsufficientQuotaError(std::string_view message) {
 bool IsInsufficientQuota(const absl::Status& status) {
   return status.GetPayload(kPausePayload).has_value();
 }
+
+bool IsMaybeCreated(const absl::Status& status) {
+  return status.GetPayload(kMaybeCreatedPayload).has_value();
+}
+
+namespace {
+
+absl::Status MaybeCreatedError(absl::StatusCode code, const std::string& message) {
+  absl::Status status(code, absl::StrCat(message,
+                                         " (a create call: not repeated, since the provider may "
+                                         "have carried it out; look it up by its tag first)"));
+  status.SetPayload(kMaybeCreatedPayload, absl::Cord("maybe created"));
+  return status;
+}
+
+}  // namespace
 
 ProviderError ParseProviderError(std::string_view body) {
   ProviderError out;
@@ -75,12 +92,17 @@ absl::Duration RetryPolicy::Backoff(int attempt, Rng& rng) const {
 }
 
 RetryDecision RetryPolicy::Decide(int attempt, std::string_view what,
-                                  const absl::StatusOr<HttpResponse>& reply, Rng& rng) const {
+                                  const absl::StatusOr<HttpResponse>& reply, Rng& rng,
+                                  bool idempotent) const {
   RetryDecision d;
   const bool last = attempt >= options_.max_attempts;
   if (!reply.ok()) {
     const bool transient = reply.status().code() == absl::StatusCode::kUnavailable ||
                            reply.status().code() == absl::StatusCode::kDeadlineExceeded;
+    if (transient && !idempotent && !RequestNotSent(reply.status())) {
+      d.error = MaybeCreatedError(reply.status().code(), std::string(reply.status().message()));
+      return d;
+    }
     if (transient && !last) {
       d.retry = true;
       d.delay = Backoff(attempt, rng);
@@ -94,6 +116,9 @@ RetryDecision RetryPolicy::Decide(int attempt, std::string_view what,
   }
   const HttpResponse& r = *reply;
   if (r.status >= 200 && r.status < 300) return d;
+  // "If the server explicitly says whether or not to retry, obey"
+  // (openai-python `_should_retry`).
+  const std::string should_retry = absl::AsciiStrToLower(r.Header("x-should-retry"));
   ProviderError e = ParseProviderError(r.body);
   std::string detail = e.message.empty() ? std::string(r.body.substr(0, 300)) : e.message;
   std::string message = absl::StrCat(std::string(what), ": HTTP ", r.status,
@@ -103,26 +128,60 @@ RetryDecision RetryPolicy::Decide(int attempt, std::string_view what,
         absl::StrCat(message, " (the provider account is out of quota: add credit, then resume)"));
     return d;
   }
-  if (IsRetryableHttpStatus(r.status) && !last) {
-    d.retry = true;
-    std::optional<absl::Duration> after = ParseRetryAfter(r);
-    d.delay = after ? std::min(*after, options_.max_retry_after) : Backoff(attempt, rng);
+  if (should_retry == "false") {
+    absl::StrAppend(&message, " (the server said x-should-retry: false)");
+    d.error = absl::Status(CodeForHttpStatus(r.status), message);
     return d;
   }
-  if (IsRetryableHttpStatus(r.status)) absl::StrAppend(&message, " (after ", attempt, " attempts)");
+  const bool server_says_retry = should_retry == "true";
+  if (!server_says_retry && !idempotent && r.status != 429 && IsRetryableHttpStatus(r.status)) {
+    d.error = MaybeCreatedError(CodeForHttpStatus(r.status), message);
+    return d;
+  }
+  const bool retryable = server_says_retry || IsRetryableHttpStatus(r.status);
+  if (retryable && !last) {
+    std::optional<absl::Duration> after = ParseRetryAfter(r);
+    if (after && *after > options_.max_retry_after) {
+      // Fail this attempt rather than sleep for minutes inside one call; a
+      // retryable status, so the task is tried again later.
+      absl::StrAppend(&message, " (the provider asks to wait ", absl::FormatDuration(*after),
+                      ", more than the ", absl::FormatDuration(options_.max_retry_after),
+                      " one call waits; giving up this attempt, to be retried later)");
+      absl::StatusCode code = CodeForHttpStatus(r.status);
+      if (code != absl::StatusCode::kResourceExhausted) code = absl::StatusCode::kUnavailable;
+      d.error = absl::Status(code, message);
+      return d;
+    }
+    d.retry = true;
+    d.delay = after ? *after : Backoff(attempt, rng);
+    return d;
+  }
+  if (retryable) absl::StrAppend(&message, " (after ", attempt, " attempts)");
   d.error = absl::Status(CodeForHttpStatus(r.status), message);
   return d;
 }
 
-std::optional<absl::Duration> ParseRetryAfter(const HttpResponse& response) {
+std::optional<absl::Duration> ParseRetryAfter(const HttpResponse& response, absl::Time now) {
   double v = 0;
   std::string ms = response.Header("retry-after-ms");
   if (!ms.empty() && absl::SimpleAtod(ms, &v) && v >= 0) {
     return absl::Microseconds(static_cast<int64_t>(v * 1000));
   }
-  std::string s = response.Header("retry-after");
-  if (!s.empty() && absl::SimpleAtod(s, &v) && v >= 0) {
+  std::string s(absl::StripAsciiWhitespace(response.Header("retry-after")));
+  if (s.empty()) return std::nullopt;
+  if (absl::SimpleAtod(s, &v)) {
+    if (v < 0) return std::nullopt;
     return absl::Microseconds(static_cast<int64_t>(v * 1e6));
+  }
+  // HTTP-date (RFC 9110 section 5.6.7): IMF-fixdate, then the obsolete
+  // RFC 850 and asctime forms a recipient must also accept. Always GMT.
+  for (const char* format : {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                             "%a %b %e %H:%M:%S %Y"}) {
+    absl::Time when;
+    std::string error;
+    if (absl::ParseTime(format, s, absl::UTCTimeZone(), &when, &error)) {
+      return std::max(absl::ZeroDuration(), when - now);
+    }
   }
   return std::nullopt;
 }

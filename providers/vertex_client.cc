@@ -153,26 +153,28 @@ absl::Status VertexClient::RedactAll(absl::Status status) {
 
 absl::StatusOr<Json> VertexClient::Call(const std::string& method, const std::string& path,
                                         const std::string& body, double estimated_tokens,
-                                        const Sleeper& sleep) {
+                                        const Sleeper& sleep, bool idempotent) {
   absl::StatusOr<std::string> token = Token(false);
   if (!token.ok()) return token.status();
   const std::string url = base_url_ + path;
   const std::string content_type = method == "POST" ? "application/json" : "";
   absl::StatusOr<Json> reply =
-      rest_.Call(method, url, *token, body, content_type, estimated_tokens, sleep);
+      rest_.Call(method, url, *token, body, content_type, estimated_tokens, sleep, idempotent);
   if (reply.status().code() == absl::StatusCode::kUnauthenticated &&
       !options_.token_command.empty()) {
     // Expired (tokens live about an hour): one fresh token, one more try.
     absl::StatusOr<std::string> fresh = Token(true);
     if (!fresh.ok()) return fresh.status();
-    reply = rest_.Call(method, url, *fresh, body, content_type, estimated_tokens, sleep);
+    reply = rest_.Call(method, url, *fresh, body, content_type, estimated_tokens, sleep,
+                       idempotent);
   }
   if (!reply.ok()) return RedactAll(reply.status());
   return reply;
 }
 
 absl::StatusOr<Json> VertexClient::CreateTuningJob(const Json& job, const Sleeper& sleep) {
-  return Call("POST", absl::StrCat("/v1/", Parent(), "/tuningJobs"), job.dump(), 0, sleep);
+  return Call("POST", absl::StrCat("/v1/", Parent(), "/tuningJobs"), job.dump(), 0, sleep,
+              /*idempotent=*/false);
 }
 
 absl::StatusOr<Json> VertexClient::GetTuningJob(const std::string& name_or_id,

@@ -54,7 +54,8 @@ class VertexClient {
   std::string JobName(const std::string& name_or_id) const;
 
   // POST /v1/{parent}/tuningJobs with `job` (a TuningJob) as the body. The
-  // created TuningJob.
+  // created TuningJob. A create: never repeated after an ambiguous failure,
+  // which is marked IsMaybeCreated() (retry.h).
   absl::StatusOr<Json> CreateTuningJob(const Json& job, const Sleeper& sleep);
   // GET /v1/{name}.
   absl::StatusOr<Json> GetTuningJob(const std::string& name_or_id, const Sleeper& sleep);
@@ -77,7 +78,7 @@ class VertexClient {
   // kUnauthenticated (or the command's error) when no token can be had.
   absl::StatusOr<Json> Call(const std::string& method, const std::string& path,
                             const std::string& body, double estimated_tokens,
-                            const Sleeper& sleep);
+                            const Sleeper& sleep, bool idempotent = true);
 
   RateLimiter& limiter() { return rest_.limiter(); }
   const VertexClientOptions& options() const { return options_; }

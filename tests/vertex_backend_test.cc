@@ -272,6 +272,49 @@ TEST_F(VertexBackendTest, RetriesInjected429And503WithoutPayingTwice) {
   EXPECT_EQ(after.requests[key429] - before.requests[key429], 3u);
 }
 
+// Issue 13 section 2: Vertex creates the tuning job and then the reply is
+// lost (connection closed, or a 500 after committing). Repeating the POST
+// would pay for two jobs; the backend must find the first one by its ftb-tag
+// label and adopt it.
+TEST_F(VertexBackendTest, CreateThatSucceedsButLosesItsReplyIsAdoptedNotRepeated) {
+  UploadTrainingData(Task({1}).tune().dataset());
+  for (const char* kind : {"drop_after_create", "500_after_create"}) {
+    SCOPED_TRACE(kind);
+    fake_.Control("POST", "/_fake/reset_stats");
+    fake_.Fault({{"path", "/v1/projects/"}, {"contains", "tuningJobs"}, {"method", "POST"},
+                 {"kind", kind}, {"count", 1}});
+    IntentStore intents;
+    Logs logs;
+    v1::TaskAssignment task = Task({2});
+    task.set_task_id(absl::StrCat("c-vertex-test/", kind));
+    absl::StatusOr<v1::TaskResult> r = RunTask(task, &intents, &logs);
+    ASSERT_TRUE(r.ok()) << r.status() << logs.text << fake_.log();
+    Json stats = fake_.Stats();
+    EXPECT_EQ(stats["faults_served"], 1);
+    EXPECT_EQ(stats["jobs_created"], 1) << logs.text;
+    EXPECT_THAT(logs.text, HasSubstr("failed ambiguously"));
+    EXPECT_THAT(logs.text, HasSubstr("found by tag"));
+  }
+}
+
+// Issue 13 section 2: a paused job is not polled forever.
+TEST_F(VertexBackendTest, PausedJobFailsAfterPausedTimeoutNamingTheJob) {
+  UploadTrainingData(Task({1}).tune().dataset());
+  fake_.Fault({{"kind", "job_pause"}, {"count", 1}});
+  v1::TaskAssignment task = Task({1});
+  (*task.mutable_tune()->mutable_model()->mutable_options()->mutable_fields())
+      ["paused_timeout_seconds"].set_number_value(0.4);
+  Logs logs;
+  absl::StatusOr<v1::TaskResult> r = RunTask(task, nullptr, &logs);
+  ASSERT_FALSE(r.ok()) << logs.text;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("/tuningJobs/"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("JOB_STATE_PAUSED"));
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("paused_timeout_seconds"));
+  EXPECT_THAT(logs.text, HasSubstr("is JOB_STATE_PAUSED; waiting up to 400ms"));
+  EXPECT_EQ(fake_.Stats()["jobs_created"], 1);
+}
+
 TEST_F(VertexBackendTest, AbandonedAttemptIsAdoptedWithZeroExtraJobs) {
   UploadTrainingData(Task({1}).tune().dataset());
   // Attempt 1 is abandoned while its jobs run (a worker that lost its lease

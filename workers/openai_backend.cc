@@ -42,6 +42,10 @@ struct Options {
   bool use_checkpoints = true;
   double poll_seconds = 10;
   double max_poll_seconds = 60;
+  // A job paused this long (status "paused": OpenAI's POST
+  // /fine_tuning/jobs/{id}/pause, or the provider's own doing) fails the
+  // task instead of being polled forever.
+  double paused_timeout_seconds = 86400;
   double requests_per_minute = 0;
   double tokens_per_minute = 0;
   int http_max_attempts = 8;
@@ -74,6 +78,8 @@ absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
       FTB_RETURN_IF_ERROR(num(&o.poll_seconds, 0.001, 3600));
     } else if (name == "max_poll_seconds") {
       FTB_RETURN_IF_ERROR(num(&o.max_poll_seconds, 0.001, 3600));
+    } else if (name == "paused_timeout_seconds") {
+      FTB_RETURN_IF_ERROR(num(&o.paused_timeout_seconds, 0.001, 30 * 86400));
     } else if (name == "requests_per_minute") {
       FTB_RETURN_IF_ERROR(num(&o.requests_per_minute, 0, 1e9));
     } else if (name == "tokens_per_minute") {
@@ -89,8 +95,8 @@ absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
       return absl::InvalidArgumentError(absl::StrCat(
           "openai: unknown model option \"", name,
           "\"; known: api_key_env, api_key_file, artifact_dir, base_url, http_backoff_ms, "
-          "http_max_attempts, max_poll_seconds, max_tokens, poll_seconds, requests_per_minute, "
-          "system_prompt, tokens_per_minute, use_checkpoints"));
+          "http_max_attempts, max_poll_seconds, max_tokens, paused_timeout_seconds, poll_seconds, "
+          "requests_per_minute, system_prompt, tokens_per_minute, use_checkpoints"));
     }
   }
   o.max_poll_seconds = std::max(o.max_poll_seconds, o.poll_seconds);
@@ -139,6 +145,8 @@ struct JobRun {
   std::string id;
   Json job;
   std::map<uint32_t, std::string> model_for_epoch;
+  // When this attempt first saw the job paused; InfiniteFuture when not.
+  absl::Time paused_since = absl::InfiniteFuture();
 };
 
 // State of one Run().
@@ -161,8 +169,19 @@ class Runner {
   // The provider id an earlier attempt recorded for (kind, tag), or "".
   std::string RecordedId(const std::string& kind, const std::string& tag) const;
   absl::StatusOr<std::string> EnsureFile(const std::string& jsonl);
+  // The uploaded training file named `filename` of `bytes` bytes, recorded
+  // when found; "" when there is none.
+  absl::StatusOr<std::string> FindFile(const std::string& filename, size_t bytes);
   absl::Status EnsureJob(JobRun& run, const std::string& file_id);
+  // Adopts (and records) a live job carrying run.tag; false when none.
+  absl::StatusOr<bool> AdoptJobByTag(JobRun& run);
+  // Before create attempt `attempt` + 1 after an ambiguous failure: waits.
+  // False when cancelled.
+  bool WaitBeforeLookup(int attempt);
   absl::Status WaitForJobs(std::vector<JobRun>& runs);
+  // Tracks how long `run` has been paused; kFailedPrecondition naming the
+  // job and its state past options_.paused_timeout_seconds.
+  absl::Status CheckPaused(JobRun& run, bool paused);
   absl::Status ResolveModels(JobRun& run);
   absl::Status Cancelled(std::vector<JobRun>& runs);
   // Uploads, trains and waits for the jobs serving `epochs` (all >= 1),
@@ -203,26 +222,71 @@ absl::StatusOr<std::string> Runner::EnsureFile(const std::string& jsonl) {
     ctx_.Log(absl::StrCat("openai: recorded training file ", id, " is gone; uploading again"));
   } else {
     // Lost between intent and reply, or no intents at all: look it up by name.
-    absl::StatusOr<std::vector<Json>> files = client_.ListFiles("fine-tune", sleep_);
-    if (!files.ok()) return Surface(files.status());
-    for (const Json& f : *files) {
-      if (JsonString(f, "filename") == filename && JsonString(f, "status") != "error" &&
-          JsonUint(f, "bytes") == jsonl.size()) {
-        std::string found = JsonString(f, "id");
-        ctx_.Log(absl::StrCat("openai: adopted training file ", found, " found by name ", filename));
-        FTB_RETURN_IF_ERROR(Record("file", tag_, found));
-        return found;
-      }
-    }
+    FTB_ASSIGN_OR_RETURN(std::string found, FindFile(filename, jsonl.size()));
+    if (!found.empty()) return found;
   }
   FTB_RETURN_IF_ERROR(Record("file", tag_, ""));
-  absl::StatusOr<Json> file = client_.UploadFile(filename, jsonl, sleep_);
+  absl::StatusOr<Json> file;
+  for (int attempt = 1;; ++attempt) {
+    file = client_.UploadFile(filename, jsonl, sleep_);
+    // An ambiguous failure (timeout, dropped reply, 5xx): the upload may have
+    // been stored, so look for it by name before uploading again.
+    if (file.ok() || !providers::IsMaybeCreated(file.status()) ||
+        attempt >= options_.http_max_attempts) {
+      break;
+    }
+    ctx_.Log(absl::StrCat("openai: upload of ", filename, " failed ambiguously (",
+                          file.status().message(), "); looking it up before uploading again"));
+    if (!WaitBeforeLookup(attempt)) return absl::CancelledError("openai: cancelled");
+    FTB_ASSIGN_OR_RETURN(std::string found, FindFile(filename, jsonl.size()));
+    if (!found.empty()) return found;
+  }
   if (!file.ok()) return Surface(file.status());
   std::string id = JsonString(*file, "id");
   if (id.empty()) return absl::InternalError("openai: POST /files: reply has no id");
   FTB_RETURN_IF_ERROR(Record("file", tag_, id));
   ctx_.Log(absl::StrCat("openai: uploaded training file ", id, " (", jsonl.size(), " bytes)"));
   return id;
+}
+
+absl::StatusOr<std::string> Runner::FindFile(const std::string& filename, size_t bytes) {
+  absl::StatusOr<std::vector<Json>> files = client_.ListFiles("fine-tune", sleep_);
+  if (!files.ok()) return Surface(files.status());
+  for (const Json& f : *files) {
+    if (JsonString(f, "filename") == filename && JsonString(f, "status") != "error" &&
+        JsonUint(f, "bytes") == bytes) {
+      std::string found = JsonString(f, "id");
+      ctx_.Log(absl::StrCat("openai: adopted training file ", found, " found by name ", filename));
+      FTB_RETURN_IF_ERROR(Record("file", tag_, found));
+      return found;
+    }
+  }
+  return std::string();
+}
+
+bool Runner::WaitBeforeLookup(int attempt) {
+  return ctx_.SleepFor(absl::Milliseconds(options_.http_backoff_ms) * std::min(attempt, 8));
+}
+
+absl::StatusOr<bool> Runner::AdoptJobByTag(JobRun& run) {
+  absl::StatusOr<std::vector<Json>> jobs = client_.ListJobsByMetadata(kTagKey, run.tag, sleep_);
+  if (!jobs.ok()) return Surface(jobs.status());
+  for (const Json& j : *jobs) {
+    const std::string status = JsonString(j, "status");
+    // Trust but verify: the filter is the provider's, the tag is ours.
+    auto metadata = j.find("metadata");
+    if (metadata == j.end() || !metadata->is_object() ||
+        JsonString(*metadata, kTagKey) != run.tag) {
+      continue;
+    }
+    if (status == "failed" || status == "cancelled") continue;
+    run.id = JsonString(j, "id");
+    run.job = j;
+    ctx_.Log(absl::StrCat("openai: adopted job ", run.id, " (", status, ") found by tag ", run.tag));
+    FTB_RETURN_IF_ERROR(Record("job", run.tag, run.id));
+    return true;
+  }
+  return false;
 }
 
 absl::Status Runner::EnsureJob(JobRun& run, const std::string& file_id) {
@@ -242,16 +306,8 @@ absl::Status Runner::EnsureJob(JobRun& run, const std::string& file_id) {
   }
   // Look for a live job carrying the tag (a crash between the create call
   // and recording its id, or a lost coordinator record).
-  absl::StatusOr<std::vector<Json>> jobs = client_.ListJobsByMetadata(kTagKey, run.tag, sleep_);
-  if (!jobs.ok()) return Surface(jobs.status());
-  for (const Json& j : *jobs) {
-    const std::string status = JsonString(j, "status");
-    if (status == "failed" || status == "cancelled") continue;
-    run.id = JsonString(j, "id");
-    run.job = j;
-    ctx_.Log(absl::StrCat("openai: adopted job ", run.id, " (", status, ") found by tag ", run.tag));
-    return Record("job", run.tag, run.id);
-  }
+  FTB_ASSIGN_OR_RETURN(bool adopted, AdoptJobByTag(run));
+  if (adopted) return absl::OkStatus();
   Json request = {
       {"model", work_.model().name()},
       {"training_file", file_id},
@@ -268,7 +324,22 @@ absl::Status Runner::EnsureJob(JobRun& run, const std::string& file_id) {
     hyper["learning_rate_multiplier"] = work_.learning_rate_multiplier();
   }
   FTB_RETURN_IF_ERROR(Record("job", run.tag, ""));
-  absl::StatusOr<Json> job = client_.CreateJob(request, sleep_);
+  absl::StatusOr<Json> job;
+  for (int attempt = 1;; ++attempt) {
+    job = client_.CreateJob(request, sleep_);
+    // Never pay twice: after an ambiguous failure (timeout, dropped reply,
+    // 5xx) the job may exist; the client did not repeat the POST
+    // (providers/retry.h), and neither do we before listing by the tag.
+    if (job.ok() || !providers::IsMaybeCreated(job.status()) ||
+        attempt >= options_.http_max_attempts) {
+      break;
+    }
+    ctx_.Log(absl::StrCat("openai: creating the job for tag ", run.tag, " failed ambiguously (",
+                          job.status().message(), "); looking it up by tag before creating again"));
+    if (!WaitBeforeLookup(attempt)) return absl::CancelledError("openai: cancelled");
+    FTB_ASSIGN_OR_RETURN(bool adopted, AdoptJobByTag(run));
+    if (adopted) return absl::OkStatus();
+  }
   if (!job.ok()) return Surface(job.status());
   run.id = JsonString(*job, "id");
   if (run.id.empty()) return absl::InternalError("openai: POST /fine_tuning/jobs: reply has no id");
@@ -294,6 +365,30 @@ absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
   return absl::CancelledError("openai: cancelled");
 }
 
+absl::Status Runner::CheckPaused(JobRun& run, bool paused) {
+  if (!paused) {
+    run.paused_since = absl::InfiniteFuture();
+    return absl::OkStatus();
+  }
+  const absl::Duration limit = absl::Seconds(options_.paused_timeout_seconds);
+  const absl::Time now = absl::Now();
+  if (run.paused_since == absl::InfiniteFuture()) {
+    run.paused_since = now;
+    ctx_.Log(absl::StrCat("openai: job ", run.id, " is paused; waiting up to ",
+                          absl::FormatDuration(limit),
+                          " (model.options.paused_timeout_seconds) for it to be resumed"));
+    return absl::OkStatus();
+  }
+  if (now - run.paused_since < limit) return absl::OkStatus();
+  // Not retried: the next attempt would adopt the same paused job.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "openai: job ", run.id, " has been in status \"paused\" for ",
+      absl::FormatDuration(now - run.paused_since),
+      ", longer than model.options.paused_timeout_seconds (", absl::FormatDuration(limit),
+      "); resume it (POST /fine_tuning/jobs/", run.id,
+      "/resume) or cancel it at the provider, then retry the cell"));
+}
+
 absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
   absl::Duration interval = absl::Seconds(options_.poll_seconds);
   const absl::Duration max_interval = absl::Seconds(options_.max_poll_seconds);
@@ -313,6 +408,7 @@ absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
         run.job = *std::move(job);
         status = JsonString(run.job, "status");
       }
+      FTB_RETURN_IF_ERROR(CheckPaused(run, status == "paused"));
       double f = status == "succeeded" ? 1 : status == "running" ? 0.1 : 0.02;
       if (!Terminal(status)) {
         all_done = false;
@@ -563,7 +659,8 @@ absl::Status RegisterOpenAiBackend(BackendRegistry& registry) {
       OpenAiBackend::kName,
       [](const BackendOptions& options) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return OpenAiBackend::Create(options);
-      });
+      },
+      [](const google::protobuf::Struct& s) { return ParseOptions(s).status(); });
 }
 
 }  // namespace ftb::workers

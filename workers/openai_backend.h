@@ -62,6 +62,10 @@
 //   use_checkpoints   bool (default true)
 //   poll_seconds      first poll interval, > 0 (default 10)
 //   max_poll_seconds  longest poll interval (default 60)
+//   paused_timeout_seconds  how long a paused job is waited for before the
+//                     task fails, not retried, naming the job and its state
+//                     (default 86400 = 24 h; counted from when this attempt
+//                     first saw it paused)
 //   requests_per_minute, tokens_per_minute   client-side limits (default 0:
 //                     learn them from x-ratelimit-* headers)
 //   http_max_attempts attempts per REST call, 1..20 (default 8)

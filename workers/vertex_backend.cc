@@ -39,6 +39,9 @@ struct Options {
   std::string token_command;
   double poll_seconds = 30;
   double max_poll_seconds = 300;
+  // A job in JOB_STATE_PAUSED (aiplatform v1 JobState) this long fails the
+  // task instead of being polled forever.
+  double paused_timeout_seconds = 86400;
   double requests_per_minute = 0;
   double tokens_per_minute = 0;
   int http_max_attempts = 8;
@@ -86,6 +89,8 @@ absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
       FTB_RETURN_IF_ERROR(num(&o.poll_seconds, 0.001, 3600));
     } else if (name == "max_poll_seconds") {
       FTB_RETURN_IF_ERROR(num(&o.max_poll_seconds, 0.001, 3600));
+    } else if (name == "paused_timeout_seconds") {
+      FTB_RETURN_IF_ERROR(num(&o.paused_timeout_seconds, 0.001, 30 * 86400));
     } else if (name == "requests_per_minute") {
       FTB_RETURN_IF_ERROR(num(&o.requests_per_minute, 0, 1e9));
     } else if (name == "tokens_per_minute") {
@@ -101,8 +106,8 @@ absl::StatusOr<Options> ParseOptions(const google::protobuf::Struct& s) {
       return absl::InvalidArgumentError(absl::StrCat(
           "vertex: unknown model option \"", name,
           "\"; known: access_token_env, adapter_size, artifact_dir, base_url, http_backoff_ms, "
-          "http_max_attempts, location, max_output_tokens, max_poll_seconds, poll_seconds, "
-          "project, requests_per_minute, system_prompt, token_command, tokens_per_minute, "
+          "http_max_attempts, location, max_output_tokens, max_poll_seconds, "
+          "paused_timeout_seconds, poll_seconds, project, requests_per_minute, system_prompt, token_command, tokens_per_minute, "
           "training_data_uri, validation_data_uri"));
     }
   }
@@ -161,6 +166,9 @@ struct JobRun {
   std::string tag;
   std::string name;  // projects/P/locations/R/tuningJobs/ID
   Json job;
+  // When this attempt first saw the job JOB_STATE_PAUSED; InfiniteFuture
+  // when not.
+  absl::Time paused_since = absl::InfiniteFuture();
 };
 
 // State of one Run().
@@ -181,7 +189,12 @@ class Runner {
 
  private:
   absl::Status EnsureJob(JobRun& run);
+  // Adopts (and records) a live job labelled run.tag; false when none.
+  absl::StatusOr<bool> AdoptJobByTag(JobRun& run);
   absl::Status WaitForJobs(std::vector<JobRun>& runs);
+  // Tracks how long `run` has been paused; kFailedPrecondition naming the
+  // job and its state past options_.paused_timeout_seconds.
+  absl::Status CheckPaused(JobRun& run, bool paused);
   absl::Status Cancelled(std::vector<JobRun>& runs);
   absl::StatusOr<AnswerCache::Entry> Ask(const std::string& endpoint, const v1::QaItem& q);
 
@@ -211,23 +224,8 @@ absl::Status Runner::EnsureJob(JobRun& run) {
   }
   // A crash between the create call and recording its name, or a lost
   // coordinator record: look for the job by its label.
-  absl::StatusOr<std::vector<Json>> jobs =
-      client_.ListTuningJobs(absl::StrCat("labels.", kTagLabel, "=", run.tag), sleep_);
-  if (!jobs.ok()) return Surface(jobs.status());
-  for (const Json& j : *jobs) {
-    const std::string state = JsonString(j, "state");
-    auto labels = j.find("labels");
-    // Trust but verify: the filter is the provider's, the tag is ours.
-    if (labels == j.end() || !labels->is_object() || JsonString(*labels, kTagLabel) != run.tag ||
-        !Adoptable(state)) {
-      continue;
-    }
-    run.name = JsonString(j, "name");
-    run.job = j;
-    ctx_.Log(absl::StrCat("vertex: adopted tuning job ", run.name, " (", state,
-                          ") found by tag ", run.tag));
-    return RecordProviderIntent(ctx_, kName, "job", run.tag, run.name);
-  }
+  FTB_ASSIGN_OR_RETURN(bool adopted, AdoptJobByTag(run));
+  if (adopted) return absl::OkStatus();
   Json hyper = {{"epochCount", run.epochs}};
   // `auto` (0) sends nothing: Vertex then picks its own default.
   if (work_.learning_rate_multiplier() != kAutoLearningRateMultiplier) {
@@ -243,7 +241,25 @@ absl::Status Runner::EnsureJob(JobRun& run) {
                   {"tunedModelDisplayName", run.tag},
                   {"labels", {{kTagLabel, run.tag}}}};
   FTB_RETURN_IF_ERROR(RecordProviderIntent(ctx_, kName, "job", run.tag, ""));
-  absl::StatusOr<Json> job = client_.CreateTuningJob(request, sleep_);
+  absl::StatusOr<Json> job;
+  for (int attempt = 1;; ++attempt) {
+    job = client_.CreateTuningJob(request, sleep_);
+    // Never pay twice: after an ambiguous failure (timeout, dropped reply,
+    // 5xx) the job may exist; the client did not repeat the POST
+    // (providers/retry.h), and neither do we before listing by the label.
+    if (job.ok() || !providers::IsMaybeCreated(job.status()) ||
+        attempt >= options_.http_max_attempts) {
+      break;
+    }
+    ctx_.Log(absl::StrCat("vertex: creating the tuning job for tag ", run.tag,
+                          " failed ambiguously (", job.status().message(),
+                          "); looking it up by label before creating again"));
+    if (!ctx_.SleepFor(absl::Milliseconds(options_.http_backoff_ms) * std::min(attempt, 8))) {
+      return absl::CancelledError("vertex: cancelled");
+    }
+    FTB_ASSIGN_OR_RETURN(adopted, AdoptJobByTag(run));
+    if (adopted) return absl::OkStatus();
+  }
   if (!job.ok()) return Surface(job.status());
   run.name = JsonString(*job, "name");
   if (run.name.empty()) {
@@ -253,6 +269,28 @@ absl::Status Runner::EnsureJob(JobRun& run) {
   FTB_RETURN_IF_ERROR(RecordProviderIntent(ctx_, kName, "job", run.tag, run.name));
   ctx_.Log(absl::StrCat("vertex: created tuning job ", run.name, " (", run.epochs, " epochs)"));
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Runner::AdoptJobByTag(JobRun& run) {
+  absl::StatusOr<std::vector<Json>> jobs =
+      client_.ListTuningJobs(absl::StrCat("labels.", kTagLabel, "=", run.tag), sleep_);
+  if (!jobs.ok()) return Surface(jobs.status());
+  for (const Json& j : *jobs) {
+    const std::string state = JsonString(j, "state");
+    auto labels = j.find("labels");
+    // Trust but verify: the filter is the provider's, the tag is ours.
+    if (labels == j.end() || !labels->is_object() || JsonString(*labels, kTagLabel) != run.tag ||
+        !Adoptable(state)) {
+      continue;
+    }
+    run.name = JsonString(j, "name");
+    run.job = j;
+    ctx_.Log(absl::StrCat("vertex: adopted tuning job ", run.name, " (", state,
+                          ") found by tag ", run.tag));
+    FTB_RETURN_IF_ERROR(RecordProviderIntent(ctx_, kName, "job", run.tag, run.name));
+    return true;
+  }
+  return false;
 }
 
 absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
@@ -268,6 +306,29 @@ absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
     ctx_.Log("vertex: task cancelled; tuning jobs left running for the next attempt to adopt");
   }
   return absl::CancelledError("vertex: cancelled");
+}
+
+absl::Status Runner::CheckPaused(JobRun& run, bool paused) {
+  if (!paused) {
+    run.paused_since = absl::InfiniteFuture();
+    return absl::OkStatus();
+  }
+  const absl::Duration limit = absl::Seconds(options_.paused_timeout_seconds);
+  const absl::Time now = absl::Now();
+  if (run.paused_since == absl::InfiniteFuture()) {
+    run.paused_since = now;
+    ctx_.Log(absl::StrCat("vertex: tuning job ", run.name, " is JOB_STATE_PAUSED; waiting up to ",
+                          absl::FormatDuration(limit),
+                          " (model.options.paused_timeout_seconds) for it to be resumed"));
+    return absl::OkStatus();
+  }
+  if (now - run.paused_since < limit) return absl::OkStatus();
+  // Not retried: the next attempt would adopt the same paused job.
+  return absl::FailedPreconditionError(absl::StrCat(
+      "vertex: tuning job ", run.name, " has been in state JOB_STATE_PAUSED for ",
+      absl::FormatDuration(now - run.paused_since),
+      ", longer than model.options.paused_timeout_seconds (", absl::FormatDuration(limit),
+      "); resume or cancel it in the Vertex AI console, then retry the cell"));
 }
 
 absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
@@ -289,6 +350,7 @@ absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
         run.job = *std::move(job);
         state = JsonString(run.job, "state");
       }
+      FTB_RETURN_IF_ERROR(CheckPaused(run, state == "JOB_STATE_PAUSED"));
       if (!Terminal(state)) all_done = false;
       running += state == "JOB_STATE_RUNNING";
       succeeded += state == "JOB_STATE_SUCCEEDED";
@@ -514,7 +576,8 @@ absl::Status RegisterVertexBackend(BackendRegistry& registry) {
       VertexBackend::kName,
       [](const BackendOptions& options) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
         return VertexBackend::Create(options);
-      });
+      },
+      [](const google::protobuf::Struct& s) { return ParseOptions(s).status(); });
 }
 
 }  // namespace ftb::workers

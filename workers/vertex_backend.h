@@ -69,6 +69,10 @@
 //                      var; run once, and again when a call gets 401)
 //   poll_seconds       first poll interval, > 0 (default 30)
 //   max_poll_seconds   longest poll interval (default 300)
+//   paused_timeout_seconds  how long a paused job is waited for before the
+//                     task fails, not retried, naming the job and its state
+//                     (default 86400 = 24 h; counted from when this attempt
+//                     first saw it paused)
 //   requests_per_minute, tokens_per_minute   client-side limits (default 0)
 //   http_max_attempts  attempts per REST call, 1..20 (default 8)
 //   http_backoff_ms    first retry backoff (default 1000)

@@ -40,12 +40,18 @@ reference, case-insensitive) or "Incorrect". Replies queued with
 
 Test control endpoints (no auth):
   POST /_fake/faults  {"path": "/v1/...", "method": "POST", "count": N,
-                       "kind": "429"|"500"|"503"|"drop"|"insufficient_quota"|
-                               "slow"|"job_fail",
+                       "kind": "429"|"500"|"503"|"drop"|"drop_after_create"|"500_after_create"|"insufficient_quota"|
+                               "slow"|"job_fail"|"job_pause",
                        "retry_after": SECONDS, "retry_after_ms": MS, "delay": S}
       The next `count` requests whose path starts with `path` (and whose
       method matches, if given) get the fault. job_fail makes the next
-      `count` jobs created fail while running (path ignored).
+      `count` jobs created fail while running (path ignored); job_pause makes
+      them go to status "paused" instead of running, and stay there.
+      drop_after_create / 500_after_create serve the request normally (a POST
+      that creates a file or job does create it) and then lose the reply: the
+      connection is closed without an answer, or a 500 is sent instead, as a
+      provider that fails after committing; a client that simply retries such
+      a create pays twice.
   GET  /_fake/stats   counts: billable calls (files_created, jobs_created,
                       chat_completions), per path, cancels, faults served,
                       chat completions per (model, prompt).
@@ -109,6 +115,7 @@ class State:
         self.models = {}      # model name -> (examples, epochs)
         self.faults = []
         self.fail_next_jobs = 0
+        self.pause_next_jobs = 0
         self.window = []      # (time, tokens) of requests in the last minute
         self.judge_script = []  # replies served to judge models first
         self.chat_requests = []  # bodies of recent judge chat requests
@@ -156,6 +163,14 @@ class State:
             job["status"] = "queued"
             self.event(job, "Validating training file: " + job["training_file"])
             self.event(job, "Files validated, moving job to queued state")
+        if job["status"] == "queued" and t >= 2 * phase and job.get("_pause"):
+            # Paused for good (POST /fine_tuning/jobs/{id}/pause; only a
+            # human resumes it).
+            job["status"] = "paused"
+            self.event(job, "Fine-tuning job paused")
+            return
+        if job["status"] == "paused":
+            return
         if job["status"] == "queued" and t >= 2 * phase:
             job["status"] = "running"
             job["estimated_finish"] = now() + int(epochs * self.args.epoch_seconds) + 1
@@ -391,6 +406,19 @@ class Handler(BaseHTTPRequestHandler):
         return obj
 
     def send(self, status, obj, headers=None):
+        after = getattr(self, "after_fault", None)
+        if after is not None:
+            # The request has been processed (a job may now exist); its reply
+            # is lost: the connection is closed, or a 500 is sent instead.
+            self.after_fault = None
+            if after == "drop_after_create":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            status, obj, headers = 500, {"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": None, "code": None}}, {}
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -424,6 +452,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
         try:
+            self.after_fault = None
             if path.startswith("/_fake/"):
                 return self.control(method, path)
             with st.lock:
@@ -444,6 +473,9 @@ class Handler(BaseHTTPRequestHandler):
     def serve_fault(self, f):
         """Returns True when the fault replaced the reply."""
         kind = f["kind"]
+        if kind in ("drop_after_create", "500_after_create"):
+            self.after_fault = kind  # served normally, then the reply is lost (send())
+            return False
         if kind == "slow":
             time.sleep(float(f.get("delay", 1)))
             return False
@@ -672,6 +704,9 @@ class Handler(BaseHTTPRequestHandler):
             if st.fail_next_jobs > 0:
                 st.fail_next_jobs -= 1
                 job["_fail"] = True
+            if st.pause_next_jobs > 0:
+                st.pause_next_jobs -= 1
+                job["_pause"] = True
             st.event(job, f"Created fine-tuning job: {job_id}")
             st.jobs[job_id] = job
             st.job_order.append(job_id)
@@ -812,11 +847,14 @@ class Handler(BaseHTTPRequestHandler):
             f = self.json_body()
             f.setdefault("count", 1)
             if f.get("kind") not in ("429", "500", "503", "drop", "insufficient_quota", "slow",
-                                     "job_fail"):
+                                     "job_fail", "job_pause", "drop_after_create",
+                                     "500_after_create"):
                 raise ApiError(400, f"unknown fault kind {f.get('kind')!r}")
             with st.lock:
                 if f["kind"] == "job_fail":
                     st.fail_next_jobs += int(f["count"])
+                elif f["kind"] == "job_pause":
+                    st.pause_next_jobs += int(f["count"])
                 else:
                     st.faults.append(f)
             return self.send(200, {"ok": True})

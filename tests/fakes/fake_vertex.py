@@ -45,11 +45,17 @@ projects get 403 PERMISSION_DENIED.
 Test control endpoints (no auth):
   POST /_fake/faults  {"path": "/v1/...", "contains": ":generateContent",
                        "method": "POST", "count": N,
-                       "kind": "429"|"500"|"503"|"drop"|"slow"|"job_fail",
+                       "kind": "429"|"500"|"503"|"drop"|"drop_after_create"|"500_after_create"|"slow"|"job_fail"|"job_pause",
                        "retry_after": SECONDS, "delay": S}
       The next `count` requests whose path starts with `path` and contains
       `contains` (and whose method matches, if given) get the fault. job_fail makes the next
-      `count` jobs created fail while running (path ignored).
+      `count` jobs created fail while running (path ignored); job_pause makes
+      them go to JOB_STATE_PAUSED instead of running, and stay there.
+      drop_after_create / 500_after_create serve the request normally (a POST
+      that creates a file or job does create it) and then lose the reply: the
+      connection is closed without an answer, or a 500 is sent instead, as a
+      provider that fails after committing; a client that simply retries such
+      a create pays twice.
   POST /_fake/tokens  {"valid": [TOKEN, ...]}
   GET  /_fake/stats   counts: billable calls (jobs_created, generate_content),
                       per path, cancels, faults served, unauthorized, and
@@ -164,6 +170,7 @@ class State:
         self.endpoints = {}     # endpoint name -> (examples, epochs)
         self.faults = []
         self.fail_next_jobs = 0
+        self.pause_next_jobs = 0
         self.valid_tokens = set(args.access_token or [])
         self.rng = random.Random(7)
         self.reset_stats()
@@ -214,6 +221,12 @@ class State:
                 "totalTuningCharacterCount": str(billable * 4),
                 "totalBillableTokenCount": str(billable),
                 "tuningStepCount": str(steps)}}
+            if job.get("_pause"):
+                # Paused for good (JobState JOB_STATE_PAUSED): only a human
+                # resumes it.
+                job["state"] = "JOB_STATE_PAUSED"
+                job["updateTime"] = rfc3339()
+                return
             job["state"] = "JOB_STATE_RUNNING"
             job["startTime"] = rfc3339()
             job["updateTime"] = job["startTime"]
@@ -305,6 +318,19 @@ class Handler(BaseHTTPRequestHandler):
         return obj
 
     def send(self, status, obj, headers=None):
+        after = getattr(self, "after_fault", None)
+        if after is not None:
+            # The request has been processed (a job may now exist); its reply
+            # is lost: the connection is closed, or a 500 is sent instead.
+            self.after_fault = None
+            if after == "drop_after_create":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            status, obj, headers = 500, {"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}, {}
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -323,6 +349,7 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path, query = url.path, urllib.parse.parse_qs(url.query)
         try:
+            self.after_fault = None
             if path.startswith("/_fake/"):
                 return self.control(method, path)
             with st.lock:
@@ -341,6 +368,9 @@ class Handler(BaseHTTPRequestHandler):
     def serve_fault(self, f):
         """Returns True when the fault replaced the reply."""
         kind = f["kind"]
+        if kind in ("drop_after_create", "500_after_create"):
+            self.after_fault = kind  # served normally, then the reply is lost (send())
+            return False
         if kind == "slow":
             time.sleep(float(f.get("delay", 1)))
             return False
@@ -508,6 +538,9 @@ class Handler(BaseHTTPRequestHandler):
             if st.fail_next_jobs > 0:
                 st.fail_next_jobs -= 1
                 job["_fail"] = True
+            if st.pause_next_jobs > 0:
+                st.pause_next_jobs -= 1
+                job["_pause"] = True
             st.jobs[job_id] = job
             st.job_order.append(job_id)
             st.stats["jobs_created"] += 1
@@ -646,11 +679,14 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/_fake/faults" and method == "POST":
             f = self.json_body()
             f.setdefault("count", 1)
-            if f.get("kind") not in ("429", "500", "503", "drop", "slow", "job_fail"):
+            if f.get("kind") not in ("429", "500", "503", "drop", "slow", "job_fail", "job_pause",
+                                     "drop_after_create", "500_after_create"):
                 raise ApiError(400, f"unknown fault kind {f.get('kind')!r}")
             with st.lock:
                 if f["kind"] == "job_fail":
                     st.fail_next_jobs += int(f["count"])
+                elif f["kind"] == "job_pause":
+                    st.pause_next_jobs += int(f["count"])
                 else:
                     st.faults.append(f)
             return self.send(200, {"ok": True})
