@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -20,6 +21,7 @@
 namespace ftb::spec {
 namespace {
 
+using ::ftb::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -562,9 +564,8 @@ class SpecErrorTest : public ::testing::TestWithParam<ErrorCase> {};
 TEST_P(SpecErrorTest, ExactMessage) {
   const ErrorCase& c = GetParam();
   absl::StatusOr<v1::CampaignSpec> spec = ParseCampaignSpec(c.yaml, "campaign.yaml", ErrorEnv());
-  ASSERT_FALSE(spec.ok()) << "parsed:\n" << spec->DebugString();
-  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(std::string(spec.status().message()), c.error);
+  EXPECT_THAT(spec, StatusIs(absl::StatusCode::kInvalidArgument, c.error))
+      << "parsed:\n" << (spec.ok() ? spec->DebugString() : "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Malformed, SpecErrorTest, ::testing::ValuesIn(ErrorCases()),
@@ -900,8 +901,8 @@ TEST(SpecTest, SecretVariablesAreNotExpanded) {
        {"OPENAI_API_KEY", "FTB_AUTH_TOKEN", "DB_PASSWORD", "MY_SECRET_THING", "openai_api_key"}) {
     absl::StatusOr<v1::CampaignSpec> spec =
         ParseCampaignSpec(head + "    api_key: \"x-${" + name + "}\"\n", "s.yaml", env);
-    ASSERT_FALSE(spec.ok()) << name << " was expanded";
-    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    ASSERT_THAT(spec, StatusIs(absl::StatusCode::kInvalidArgument))
+        << name << " was expanded";
     EXPECT_EQ(std::string(spec.status().message()),
               "s.yaml:8:14: models[0].options.api_key: ${" + name +
                   "} names a secret (a name containing KEY, TOKEN, SECRET, PASSWORD, PASSWD, "
@@ -937,11 +938,10 @@ TEST(SpecTest, EnvironmentExpansion) {
                {"EMPTY", ""},
                {"FINETUNEBENCH_DIR", "/data/ftb"}}));
   // A trailing bare "${" is a malformed reference.
-  ASSERT_FALSE(spec.ok());
-  EXPECT_EQ(std::string(spec.status().message()),
-            "e.yaml:2:14: description: expected ${NAME} references with NAME "
-            "matching [A-Za-z_][A-Za-z0-9_]*, got \"literal $${HOME}, value "
-            "${HOME}, twice ${HOME}${HOME}, empty [${EMPTY}], lone $ ...\"");
+  EXPECT_THAT(spec, StatusIs(absl::StatusCode::kInvalidArgument,
+                             "e.yaml:2:14: description: expected ${NAME} references with NAME "
+                             "matching [A-Za-z_][A-Za-z0-9_]*, got \"literal $${HOME}, value "
+                             "${HOME}, twice ${HOME}${HOME}, empty [${EMPTY}], lone $ ...\""));
 
   spec = ParseCampaignSpec(
       "name: c-${HOME_TAG}\n"
