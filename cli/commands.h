@@ -85,7 +85,30 @@ struct ClientOptions {
 };
 absl::Status Submit(const ClientOptions& client, const std::string& spec_path,
                     const std::string& request_id, std::ostream& out);
-// Empty id: every campaign, one line each.
+// One cell whose training run or judge task failed, with why.
+struct FailedCell {
+  std::string cell_id, dataset, model, backend;
+  uint32_t epochs = 0;
+  uint32_t attempts = 0;  // of the failed task
+  std::string last_error;  // "no error recorded" when none was
+};
+// The failed cells of campaign `campaign_id` in `store`, in plan order.
+absl::StatusOr<std::vector<FailedCell>> FailedCells(const storage::StateStore& store,
+                                                    const std::string& campaign_id);
+// "  failed: <cell> (<dataset> / <model> @ <epochs> epochs) after N attempt(s): <error>"
+// lines, at most `limit` then "... and K more".
+std::string FailureLines(const std::vector<FailedCell>& cells, size_t limit = 20);
+
+// `ftb run` ended with failed cells (reports written): exit code 2 (README
+// "Exit codes"). Marked by a status payload.
+inline constexpr int kExitCampaignFailed = 2;
+absl::Status CampaignFailedError(std::string_view message);
+bool IsCampaignFailed(const absl::Status& status);
+
+// Empty id: every campaign, one line each. With an id, a campaign with
+// failed cells also lists each one's last error and attempts (text) or adds
+// "failures": [{cell_id, dataset, model, backend, epochs, attempts,
+// last_error}] to the JSON object.
 absl::Status Status(const ClientOptions& client, const std::string& campaign_id, bool json,
                     std::ostream& out);
 absl::Status Watch(const ClientOptions& client, const std::string& campaign_id,

@@ -224,7 +224,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_option("--slots", run.tune_slots, "Concurrent tuning tasks (0 = cores)")
       ->capture_default_str();
-  run_cmd->callback([&] { exit_code = Finish(ftb::cli::Run(run, std::cout)); });
+  run_cmd->callback([&] {
+    const absl::Status s = ftb::cli::Run(run, std::cout);
+    exit_code = Finish(s);
+    if (ftb::cli::IsCampaignFailed(s)) exit_code = ftb::cli::kExitCampaignFailed;
+  });
 
   ftb::cli::ReportOptions report;
   auto* report_cmd = app.add_subcommand("report", "Render a stored campaign's results");

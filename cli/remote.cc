@@ -23,7 +23,9 @@
 #include "ftb/v1/coordinator.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "nlohmann/json.hpp"
 #include "spec/spec.h"
+#include "storage/memory_state_store.h"
 
 namespace ftb::cli {
 namespace {
@@ -272,13 +274,34 @@ absl::Status Status(const ClientOptions& client, const std::string& campaign_id,
   request.set_campaign_id(campaign_id);
   v1::GetCampaignResponse response;
   FTB_RETURN_IF_ERROR(Rpc(client, stub->GetCampaign(&ctx, request, &response)));
+  const v1::CampaignProgress& p = response.progress();
+  // Why cells failed: the failed tasks' last errors and attempts, from the
+  // campaign's committed state (ExportCampaign).
+  std::vector<FailedCell> failed;
+  if (p.cells_failed() > 0 || p.tasks_failed() > 0 || p.state() == v1::CAMPAIGN_STATE_FAILED) {
+    storage::MemoryStateStore exported;
+    FTB_RETURN_IF_ERROR(ExportCampaign(client, campaign_id, exported).status());
+    FTB_ASSIGN_OR_RETURN(failed, FailedCells(exported, campaign_id));
+  }
   if (json) {
     std::string s;
-    (void)google::protobuf::util::MessageToJsonString(response.progress(), &s, jopts);
-    out << s << "\n";
+    (void)google::protobuf::util::MessageToJsonString(p, &s, jopts);
+    nlohmann::ordered_json j = nlohmann::ordered_json::parse(s);
+    nlohmann::ordered_json failures = nlohmann::ordered_json::array();
+    for (const FailedCell& f : failed) {
+      failures.push_back({{"cell_id", f.cell_id},
+                          {"dataset", f.dataset},
+                          {"model", f.model},
+                          {"backend", f.backend},
+                          {"epochs", f.epochs},
+                          {"attempts", f.attempts},
+                          {"last_error", f.last_error}});
+    }
+    j["failures"] = std::move(failures);
+    out << j.dump(1) << "\n";
     return absl::OkStatus();
   }
-  out << ProgressLine(response.progress()) << "\n";
+  out << ProgressLine(p) << "\n" << FailureLines(failed);
   return absl::OkStatus();
 }
 

@@ -52,6 +52,52 @@ absl::StatusOr<std::string> Render(const report::CampaignReport& r, const std::s
       absl::StrCat("--format: expected md, csv, json or html, got \"", format, "\""));
 }
 
+}  // namespace
+
+absl::StatusOr<std::vector<FailedCell>> FailedCells(const storage::StateStore& store,
+                                                    const std::string& campaign_id) {
+  FTB_ASSIGN_OR_RETURN(report::CampaignReport r, report::LoadCampaignReport(store, campaign_id));
+  std::vector<FailedCell> out;
+  for (const report::CellReport& c : r.cells) {
+    if (c.state != "failed") continue;
+    FailedCell f;
+    f.cell_id = c.id;
+    f.dataset = c.key.dataset();
+    f.model = c.key.model();
+    f.backend = c.key.backend();
+    f.epochs = c.key.epochs();
+    f.attempts = c.attempts;
+    f.last_error = c.last_error.empty() ? "no error recorded" : c.last_error;
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string FailureLines(const std::vector<FailedCell>& cells, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < cells.size() && i < limit; ++i) {
+    const FailedCell& f = cells[i];
+    absl::StrAppend(&out, "  failed: ", f.cell_id, " (", f.dataset, " / ", f.model, " @ ",
+                    f.epochs, " epochs) after ", f.attempts, " attempt(s): ", f.last_error, "\n");
+  }
+  if (cells.size() > limit) absl::StrAppend(&out, "  ... and ", cells.size() - limit, " more\n");
+  return out;
+}
+
+constexpr char kCampaignFailedPayload[] = "type.ftb.dev/ftb.cli.CampaignFailed";
+
+absl::Status CampaignFailedError(std::string_view message) {
+  absl::Status s = absl::AbortedError(std::string(message));
+  s.SetPayload(kCampaignFailedPayload, absl::Cord("1"));
+  return s;
+}
+
+bool IsCampaignFailed(const absl::Status& status) {
+  return status.GetPayload(kCampaignFailedPayload).has_value();
+}
+
+namespace {
+
 absl::Status WriteReports(const storage::StateStore& store, const std::string& campaign_id,
                           const std::string& out_dir, std::ostream& out) {
   FTB_ASSIGN_OR_RETURN(report::CampaignReport r, report::LoadCampaignReport(store, campaign_id));
@@ -288,6 +334,17 @@ absl::Status Run(const RunOptions& options, std::ostream& out) {
   out << "campaign " << id << ": " << p.cells_done() << " of " << p.cells_total()
       << " cells done, " << p.cells_failed() << " failed ("
       << state.substr(std::string("CAMPAIGN_STATE_").size()) << ")\n";
+  if (written.ok() && (p.cells_failed() > 0 || p.state() == v1::CAMPAIGN_STATE_FAILED)) {
+    absl::StatusOr<std::vector<FailedCell>> failed = FailedCells(server->store(), id);
+    if (failed.ok()) out << FailureLines(*failed);
+    server->Shutdown();
+    return CampaignFailedError(absl::StrCat(
+        "campaign ", id, " ended ", state.substr(std::string("CAMPAIGN_STATE_").size()), ": ",
+        p.cells_failed(), " of ", p.cells_total(), " cells failed",
+        failed.ok() && !failed->empty() ? absl::StrCat("; first: ", failed->front().last_error)
+                                        : std::string(),
+        " (reports written; ftb status shows each)"));
+  }
   server->Shutdown();
   return written;
 }

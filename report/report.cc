@@ -458,7 +458,10 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
                                                                    : nullptr;
           if (state) run_cells(task, [&](size_t cell) { report.cells[cell].state = state; });
           if (r.state() == v1::TASK_STATE_FAILED) {
-            run_cells(task, [&](size_t cell) { report.cells[cell].last_error = r.last_error(); });
+            run_cells(task, [&](size_t cell) {
+              report.cells[cell].last_error = r.last_error();
+              report.cells[cell].attempts = r.attempt();
+            });
           }
         }
         return true;
@@ -603,6 +606,7 @@ absl::StatusOr<CampaignReport> LoadCampaignReport(const storage::StateStore& sto
             report.cells[it->second].state = "failed";
             if (report.cells[it->second].last_error.empty()) {
               report.cells[it->second].last_error = r.last_error();
+              report.cells[it->second].attempts = r.attempt();
             }
           }
         }

@@ -86,6 +86,8 @@ struct CellReport {
   // The last error of the failed task (training run or judge task) that
   // made the cell failed; empty when none was recorded.
   std::string last_error;
+  // Attempts the failed task made (TaskRecord.attempt); 0 when none failed.
+  uint32_t attempts = 0;
   // By question type name, in the dataset's order.
   std::map<std::string, TypeCounts> types;
   std::optional<double> cost_usd;
