@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "common/hash.h"
 #include "common/status_macros.h"
@@ -1355,6 +1356,31 @@ v1::CampaignProgress Scheduler::Progress(const Campaign& c) const {
   p.set_attempts(c.attempts);
   p.set_cost_usd(c.cost_usd);
   p.set_status_message(c.record.status_message());
+  // A running campaign with work ready and nothing leased that no registered
+  // worker can take says why (issue 14), instead of sitting at "pending".
+  if (c.record.state() == v1::CAMPAIGN_STATE_RUNNING && c.leased == 0 && c.pending > 0 &&
+      p.status_message().empty()) {
+    std::vector<std::string> why;
+    for (const auto& [key, queue] : c.ready) {
+      if (queue.empty()) continue;
+      const bool judge = key.first == v1::TASK_KIND_JUDGE;
+      if (WorkersOffering(key.second, judge ? v1::WORKER_ROLE_JUDGE : v1::WORKER_ROLE_TUNE) > 0) {
+        continue;
+      }
+      bool any_judge = false;
+      const int64_t since = clock_->NowMs() - 5 * 60 * 1000;
+      for (const auto& [id, w] : workers_) {
+        any_judge = any_judge || (w->role == v1::WORKER_ROLE_JUDGE && w->last_seen_ms >= since);
+      }
+      why.push_back(judge ? (any_judge ? absl::StrCat("no connected judge worker offers grader `",
+                                                      key.second, "`")
+                                       : std::string("no judge worker connected"))
+                          : absl::StrCat("no connected worker offers backend `", key.second, "`"));
+    }
+    std::sort(why.begin(), why.end());
+    why.erase(std::unique(why.begin(), why.end()), why.end());
+    if (!why.empty()) p.set_status_message(absl::StrCat("waiting: ", absl::StrJoin(why, "; ")));
+  }
   p.set_created_ms(c.record.created_ms());
   p.set_updated_ms(c.record.updated_ms());
   p.set_reserved_usd(c.reserved_usd);
