@@ -57,6 +57,10 @@ opts_spec command '{answer: "a"}'
 check command-option-missing 1 "ftb: $tmp/opts.yaml:8:7: models[0].options: command backend: model.options.train: expected a command template (required)" -- "$ftb" plan "$tmp/opts.yaml"
 opts_spec test 'sleep_ms: 5'
 check test-option-typo 1 "models[0].options.sleep_ms: test backend: unknown option model.options.sleep_ms; valid options: answers_per_cell," -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec openai '{base_url: "http://localhost:1/v1", max_token: 5}'
+check openai-option-typo 1 "ftb: $tmp/opts.yaml:8:43: models[0].options.max_token: openai: unknown model option \"max_token\"; known:" -- "$ftb" plan "$tmp/opts.yaml"
+opts_spec vertex '{project: p, location: l, training_data_uri: "gs://b/x.jsonl", regoin: x}'
+check vertex-option-typo 1 "models[0].options.regoin: vertex: unknown model option \"regoin\"" -- "$ftb" plan "$tmp/opts.yaml"
 opts_spec replay '{responses_path: /x, recorded: m}'
 check replay-option-typo 1 "models[0].options.recorded: replay: unknown model option \"recorded\"; known: recorded_model, responses_path" -- "$ftb" plan "$tmp/opts.yaml"
 opts_spec local '{layers: 2, width: 32, heads: 2}'
