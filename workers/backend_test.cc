@@ -4,7 +4,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/testing/status_matchers.h"
+#include "workers/command_backend.h"
+#include "workers/local_backend.h"
+#include "workers/openai_backend.h"
+#include "workers/replay_backend.h"
 #include "workers/test_backend.h"
+#include "workers/vertex_backend.h"
 
 namespace ftb::workers {
 namespace {
@@ -69,6 +75,71 @@ TEST(BackendRegistryTest, GlobalHasBuiltins) {
   auto backend = CreateBackend("test");
   ASSERT_TRUE(backend.ok()) << backend.status();
   EXPECT_NE(*backend, nullptr);
+}
+
+// Each built-in name, in the process-wide registry, creates that backend and
+// not another one (a missing registration or two names swapped fails here).
+template <typename Backend>
+void ExpectGlobalCreates(const char* name) {
+  SCOPED_TRACE(name);
+  auto backend = BackendRegistry::Global().Create(name);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  ASSERT_NE(*backend, nullptr);
+  EXPECT_NE(dynamic_cast<Backend*>(backend->get()), nullptr)
+      << "\"" << name << "\" created some other backend";
+}
+
+TEST(BackendRegistryTest, GlobalCreatesEachBuiltinByName) {
+  ExpectGlobalCreates<CommandBackend>("command");
+  ExpectGlobalCreates<LocalBackend>("local");
+  ExpectGlobalCreates<OpenAiBackend>("openai");
+  ExpectGlobalCreates<ReplayBackend>("replay");
+  ExpectGlobalCreates<TestBackend>("test");
+  ExpectGlobalCreates<VertexBackend>("vertex");
+  EXPECT_THAT(BackendRegistry::Global().Names(),
+              ElementsAre("command", "local", "openai", "replay", "test", "vertex"));
+  EXPECT_THAT(BackendRegistry::Global().Create("nope"),
+              ::ftb::testing::StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"nope\"")));
+}
+
+// Every built-in backend checks its model options before run time (what
+// `ftb plan` consults): an unknown key is refused, a valid set passes.
+TEST(BackendRegistryTest, EachBuiltinValidatesItsModelOptions) {
+  auto options = [](std::initializer_list<std::pair<const char*, const char*>> kv) {
+    google::protobuf::Struct s;
+    for (const auto& [k, v] : kv) (*s.mutable_fields())[k].set_string_value(v);
+    return s;
+  };
+  const BackendRegistry& r = BackendRegistry::Global();
+  for (const char* name : {"command", "local", "openai", "replay", "test", "vertex"}) {
+    EXPECT_THAT(r.ValidateOptions(name, options({{"no_such_option", "1"}})),
+                ::ftb::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("no_such_option")))
+        << name;
+  }
+  EXPECT_TRUE(r.ValidateOptions("local", options({{"layers", "2"}})).ok());
+  EXPECT_TRUE(r.ValidateOptions("command", options({{"train", "t"}, {"answer", "a"}})).ok());
+  EXPECT_TRUE(r.ValidateOptions("replay", options({{"responses_path", "/x"}})).ok());
+  EXPECT_TRUE(r.ValidateOptions("test", options({{"sleep_ms_min", "1"}})).ok());
+  EXPECT_THAT(r.ValidateOptions("nope", {}),
+              ::ftb::testing::StatusIs(absl::StatusCode::kNotFound, HasSubstr("\"nope\"")));
+}
+
+TEST(BackendRegistryTest, ValidatorIsOptional) {
+  BackendRegistry r;
+  auto factory = [](const BackendOptions&) -> absl::StatusOr<std::unique_ptr<TuningBackend>> {
+    return std::make_unique<TestBackend>();
+  };
+  ASSERT_TRUE(r.Register("plain", factory).ok());
+  ASSERT_TRUE(r.Register("checked", factory, [](const google::protobuf::Struct& s) {
+                 return s.fields().empty() ? absl::OkStatus()
+                                           : absl::InvalidArgumentError("no options");
+               }).ok());
+  google::protobuf::Struct one;
+  (*one.mutable_fields())["k"].set_bool_value(true);
+  EXPECT_TRUE(r.ValidateOptions("plain", one).ok());
+  EXPECT_TRUE(r.ValidateOptions("checked", {}).ok());
+  EXPECT_EQ(r.ValidateOptions("checked", one).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TaskContextTest, CancelEndsSleepAndIsIdempotent) {
