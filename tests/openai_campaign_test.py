@@ -109,6 +109,11 @@ class OpenAiCampaign(unittest.TestCase):
         campaigns = data.get("campaigns", data) if isinstance(data, dict) else data
         return campaigns[0] if campaigns else None
 
+    def coordinator_up(self):
+        out = subprocess.run([FTB, "status", "--json", "--coordinator", self.coord],
+                             capture_output=True, text=True, env=self.env, timeout=30)
+        return out.returncode == 0
+
     def wait_for(self, what, predicate, timeout=120):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -142,7 +147,7 @@ retry: {max_attempts: 5, lease_seconds: 3, initial_backoff_seconds: 0.1}
         self.start_coordinator()
         self.start_tune_worker()
         self.start("judge", ["worker", "--role", "judge", "--coordinator", self.coord])
-        self.wait_for("coordinator", lambda: self.status() is not None or True)
+        self.wait_for("coordinator", self.coordinator_up)
         sub = subprocess.run([FTB, "submit", spec, "--coordinator", self.coord],
                              capture_output=True, text=True, env=self.env, timeout=60)
         self.assertEqual(sub.returncode, 0, sub.stdout + sub.stderr)
