@@ -146,7 +146,7 @@ struct JobRun {
   Json job;
   std::map<uint32_t, std::string> model_for_epoch;
   // When this attempt first saw the job paused; InfiniteFuture when not.
-  absl::Time paused_since = absl::InfiniteFuture();
+  PauseWatch pause;
 };
 
 // State of one Run().
@@ -179,9 +179,6 @@ class Runner {
   // False when cancelled.
   bool WaitBeforeLookup(int attempt);
   absl::Status WaitForJobs(std::vector<JobRun>& runs);
-  // Tracks how long `run` has been paused; kFailedPrecondition naming the
-  // job and its state past options_.paused_timeout_seconds.
-  absl::Status CheckPaused(JobRun& run, bool paused);
   absl::Status ResolveModels(JobRun& run);
   absl::Status Cancelled(std::vector<JobRun>& runs);
   // Uploads, trains and waits for the jobs serving `epochs` (all >= 1),
@@ -365,30 +362,6 @@ absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
   return absl::CancelledError("openai: cancelled");
 }
 
-absl::Status Runner::CheckPaused(JobRun& run, bool paused) {
-  if (!paused) {
-    run.paused_since = absl::InfiniteFuture();
-    return absl::OkStatus();
-  }
-  const absl::Duration limit = absl::Seconds(options_.paused_timeout_seconds);
-  const absl::Time now = absl::Now();
-  if (run.paused_since == absl::InfiniteFuture()) {
-    run.paused_since = now;
-    ctx_.Log(absl::StrCat("openai: job ", run.id, " is paused; waiting up to ",
-                          absl::FormatDuration(limit),
-                          " (model.options.paused_timeout_seconds) for it to be resumed"));
-    return absl::OkStatus();
-  }
-  if (now - run.paused_since < limit) return absl::OkStatus();
-  // Not retried: the next attempt would adopt the same paused job.
-  return absl::FailedPreconditionError(absl::StrCat(
-      "openai: job ", run.id, " has been in status \"paused\" for ",
-      absl::FormatDuration(now - run.paused_since),
-      ", longer than model.options.paused_timeout_seconds (", absl::FormatDuration(limit),
-      "); resume it (POST /fine_tuning/jobs/", run.id,
-      "/resume) or cancel it at the provider, then retry the cell"));
-}
-
 absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
   absl::Duration interval = absl::Seconds(options_.poll_seconds);
   const absl::Duration max_interval = absl::Seconds(options_.max_poll_seconds);
@@ -408,7 +381,11 @@ absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
         run.job = *std::move(job);
         status = JsonString(run.job, "status");
       }
-      FTB_RETURN_IF_ERROR(CheckPaused(run, status == "paused"));
+      FTB_RETURN_IF_ERROR(run.pause.Observe(
+          ctx_, status == "paused", absl::Seconds(options_.paused_timeout_seconds),
+          absl::StrCat("openai: job ", run.id), "paused",
+          absl::StrCat("resume it (POST /fine_tuning/jobs/", run.id,
+                       "/resume) or cancel it at the provider")));
       double f = status == "succeeded" ? 1 : status == "running" ? 0.1 : 0.02;
       if (!Terminal(status)) {
         all_done = false;

@@ -331,4 +331,25 @@ absl::StatusOr<v1::TaskResult> AnswerAndPrice(
   return result;
 }
 
+absl::Status PauseWatch::Observe(TaskContext& ctx, bool paused, absl::Duration limit,
+                                 absl::string_view job, absl::string_view state,
+                                 absl::string_view how_to_resume) {
+  if (!paused) {
+    since_ = absl::InfiniteFuture();
+    return absl::OkStatus();
+  }
+  const absl::Time now = absl::Now();
+  if (since_ == absl::InfiniteFuture()) {
+    since_ = now;
+    ctx.Log(absl::StrCat(job, " is ", state, "; waiting up to ", absl::FormatDuration(limit),
+                         " (model.options.paused_timeout_seconds) for it to be resumed"));
+    return absl::OkStatus();
+  }
+  if (now - since_ < limit) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      job, " has been in state \"", state, "\" for ", absl::FormatDuration(now - since_),
+      ", longer than model.options.paused_timeout_seconds (", absl::FormatDuration(limit),
+      "); ", how_to_resume, ", then retry the cell"));
+}
+
 }  // namespace ftb::workers

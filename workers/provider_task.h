@@ -15,6 +15,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "ftb/v1/coordinator.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "nlohmann/json.hpp"
@@ -83,6 +85,23 @@ std::string RecordedProviderId(const v1::TaskAssignment& task, const std::string
 // coordinator says the campaign was cancelled (then the provider jobs are to
 // be cancelled; otherwise left running for the next attempt to adopt).
 bool CampaignCancelled(TaskContext& ctx, const std::string& tag);
+
+// How long a provider job has been seen paused, so that a paused job is not
+// polled forever. Observe() is called on every poll with whether the job is
+// paused now (in the provider's `state`): OK while it is not, or has been
+// paused for less than `limit` (logging once when a pause starts);
+// FailedPrecondition (not retried: the next attempt would adopt the same
+// paused job) naming the job, its state, how long it was paused and
+// `how_to_resume` once the limit is passed.
+class PauseWatch {
+ public:
+  absl::Status Observe(TaskContext& ctx, bool paused, absl::Duration limit,
+                       absl::string_view job, absl::string_view state,
+                       absl::string_view how_to_resume);
+
+ private:
+  absl::Time since_ = absl::InfiniteFuture();
+};
 
 // Answers cached per task on local disk (JSON lines, flushed per answer),
 // keyed by (model, question type, question id). Not thread-safe: one per

@@ -168,7 +168,7 @@ struct JobRun {
   Json job;
   // When this attempt first saw the job JOB_STATE_PAUSED; InfiniteFuture
   // when not.
-  absl::Time paused_since = absl::InfiniteFuture();
+  PauseWatch pause;
 };
 
 // State of one Run().
@@ -192,9 +192,6 @@ class Runner {
   // Adopts (and records) a live job labelled run.tag; false when none.
   absl::StatusOr<bool> AdoptJobByTag(JobRun& run);
   absl::Status WaitForJobs(std::vector<JobRun>& runs);
-  // Tracks how long `run` has been paused; kFailedPrecondition naming the
-  // job and its state past options_.paused_timeout_seconds.
-  absl::Status CheckPaused(JobRun& run, bool paused);
   absl::Status Cancelled(std::vector<JobRun>& runs);
   absl::StatusOr<AnswerCache::Entry> Ask(const std::string& endpoint, const v1::QaItem& q);
 
@@ -308,29 +305,6 @@ absl::Status Runner::Cancelled(std::vector<JobRun>& runs) {
   return absl::CancelledError("vertex: cancelled");
 }
 
-absl::Status Runner::CheckPaused(JobRun& run, bool paused) {
-  if (!paused) {
-    run.paused_since = absl::InfiniteFuture();
-    return absl::OkStatus();
-  }
-  const absl::Duration limit = absl::Seconds(options_.paused_timeout_seconds);
-  const absl::Time now = absl::Now();
-  if (run.paused_since == absl::InfiniteFuture()) {
-    run.paused_since = now;
-    ctx_.Log(absl::StrCat("vertex: tuning job ", run.name, " is JOB_STATE_PAUSED; waiting up to ",
-                          absl::FormatDuration(limit),
-                          " (model.options.paused_timeout_seconds) for it to be resumed"));
-    return absl::OkStatus();
-  }
-  if (now - run.paused_since < limit) return absl::OkStatus();
-  // Not retried: the next attempt would adopt the same paused job.
-  return absl::FailedPreconditionError(absl::StrCat(
-      "vertex: tuning job ", run.name, " has been in state JOB_STATE_PAUSED for ",
-      absl::FormatDuration(now - run.paused_since),
-      ", longer than model.options.paused_timeout_seconds (", absl::FormatDuration(limit),
-      "); resume or cancel it in the Vertex AI console, then retry the cell"));
-}
-
 absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
   absl::Duration interval = absl::Seconds(options_.poll_seconds);
   const absl::Duration max_interval = absl::Seconds(options_.max_poll_seconds);
@@ -350,7 +324,10 @@ absl::Status Runner::WaitForJobs(std::vector<JobRun>& runs) {
         run.job = *std::move(job);
         state = JsonString(run.job, "state");
       }
-      FTB_RETURN_IF_ERROR(CheckPaused(run, state == "JOB_STATE_PAUSED"));
+      FTB_RETURN_IF_ERROR(run.pause.Observe(
+          ctx_, state == "JOB_STATE_PAUSED", absl::Seconds(options_.paused_timeout_seconds),
+          absl::StrCat("vertex: tuning job ", run.name), "JOB_STATE_PAUSED",
+          "resume or cancel it in the Vertex AI console"));
       if (!Terminal(state)) all_done = false;
       running += state == "JOB_STATE_RUNNING";
       succeeded += state == "JOB_STATE_SUCCEEDED";
