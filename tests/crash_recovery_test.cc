@@ -25,30 +25,6 @@ namespace {
 
 using ::ftb::testing::ChildProcess;
 
-// 1,000 training runs x 2 epoch counts = 2,000 cells.
-std::string CrashSpec(int sleep_min, int sleep_max) {
-  std::string seeds;
-  for (int s = 0; s < 1000; ++s) absl::StrAppend(&seeds, s ? ", " : "", s);
-  return absl::StrCat(R"(name: crash
-datasets:
-  - {source: builtin, name: people, size: 2, seed: 1}
-models:
-  - name: fixture
-    backend: test
-    options: {sleep_ms_min: )", sleep_min, ", sleep_ms_max: ", sleep_max, R"(}
-grid:
-  epochs: [1, 2]
-  seed: [)", seeds, R"(]
-retry:
-  max_attempts: 50
-  initial_backoff_seconds: 0.05
-  max_backoff_seconds: 0.5
-  backoff_multiplier: 2
-  jitter: 0.2
-  lease_seconds: 2
-)");
-}
-
 class Cluster {
  public:
   explicit Cluster(std::string dir) : dir_(std::move(dir)), port_(testing::FreePort()) {}
@@ -186,7 +162,8 @@ StoredOutcome ReadStore(const std::string& state_dir, const std::string& id) {
 
 TEST(CrashRecoveryTest, SigkilledCoordinatorAndWorkersLoseNothingAndRepeatNothing) {
   std::mt19937 rng(std::random_device{}());
-  std::string yaml = CrashSpec(/*sleep_min=*/5, /*sleep_max=*/20);
+  // 1,000 training runs x 2 epoch counts = 2,000 cells.
+  std::string yaml = testing::TestBackendSpec("crash", 1000, /*sleep_min=*/5, /*sleep_max=*/20);
 
   Cluster chaos(testing::MakeTempDir("ftb-crash-"));
   chaos.StartCoordinator();

@@ -38,29 +38,6 @@ namespace fs = std::filesystem;
 using ::ftb::testing::ChildProcess;
 using ::testing::HasSubstr;
 
-std::string Spec(int runs, int sleep_min, int sleep_max) {
-  std::string seeds;
-  for (int s = 0; s < runs; ++s) absl::StrAppend(&seeds, s ? ", " : "", s);
-  return absl::StrCat(R"(name: store-failure
-datasets:
-  - {source: builtin, name: people, size: 2, seed: 1}
-models:
-  - name: fixture
-    backend: test
-    options: {sleep_ms_min: )", sleep_min, ", sleep_ms_max: ", sleep_max, R"(}
-grid:
-  epochs: [1, 2]
-  seed: [)", seeds, R"(]
-retry:
-  max_attempts: 50
-  initial_backoff_seconds: 0.05
-  max_backoff_seconds: 0.5
-  backoff_multiplier: 2
-  jitter: 0.2
-  lease_seconds: 2
-)");
-}
-
 bool Chattr(const std::string& flag, const std::string& dir) {
   return std::system(absl::StrCat("chattr -R ", flag, " '", dir, "' 2>/dev/null").c_str()) == 0;
 }
@@ -182,7 +159,7 @@ TEST(StoreFailureTest, ImmutableStateDirMidCampaignDrainsAndExitsNonZeroThenReco
   }
   Coordinator coordinator(dir, testing::FreePort());
   coordinator.Start("coordinator.log");
-  const std::string id = coordinator.Submit(Spec(150, 10, 30));  // 300 cells
+  const std::string id = coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 150, 10, 30));  // 300 cells
   ASSERT_FALSE(id.empty());
   ChildProcess worker({testing::FtbBinary(), "worker", "--coordinator", coordinator.address(),
                        "--backends", "test", "--slots", "2"},
@@ -268,7 +245,7 @@ TEST(StoreFailureTest, ImmutableStateDirMidCampaignDrainsAndExitsNonZeroThenReco
 std::string WalOnlyStore(const std::string& dir) {
   Coordinator coordinator(dir, testing::FreePort());
   coordinator.Start("coordinator.log");
-  const std::string id = coordinator.Submit(Spec(10, 0, 1));
+  const std::string id = coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 10, 0, 1));
   ChildProcess worker({testing::FtbBinary(), "worker", "--coordinator", coordinator.address(),
                        "--backends", "test", "--slots", "2"},
                       dir + "/worker.log");

@@ -107,4 +107,28 @@ bool ChildProcess::running() {
   return !WaitFor(0);
 }
 
+std::string TestBackendSpec(const std::string& name, int runs, int sleep_min, int sleep_max) {
+  std::string seeds;
+  for (int s = 0; s < runs; ++s) seeds += (s ? ", " : "") + std::to_string(s);
+  return "name: " + name + R"(
+datasets:
+  - {source: builtin, name: people, size: 2, seed: 1}
+models:
+  - name: fixture
+    backend: test
+    options: {sleep_ms_min: )" + std::to_string(sleep_min) + ", sleep_ms_max: " +
+         std::to_string(sleep_max) + R"(}
+grid:
+  epochs: [1, 2]
+  seed: [)" + seeds + R"(]
+retry:
+  max_attempts: 50
+  initial_backoff_seconds: 0.05
+  max_backoff_seconds: 0.5
+  backoff_multiplier: 2
+  jitter: 0.2
+  lease_seconds: 2
+)";
+}
+
 }  // namespace ftb::testing

@@ -16,6 +16,11 @@ std::string MakeTempDir(const std::string& prefix);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 std::string ReadFile(const std::string& path);
+// A campaign named `name` on the `test` backend: `runs` training runs (seeds
+// 0..runs-1) x epochs {1, 2} of a 2-person `people` dataset, each task
+// sleeping sleep_min..sleep_max ms, with retries generous enough to outlast
+// the kills and failures the process tests inject (lease 2 s, 50 attempts).
+std::string TestBackendSpec(const std::string& name, int runs, int sleep_min, int sleep_max);
 
 class ChildProcess {
  public:
