@@ -159,7 +159,9 @@ TEST(StoreFailureTest, ImmutableStateDirMidCampaignDrainsAndExitsNonZeroThenReco
   }
   Coordinator coordinator(dir, testing::FreePort());
   coordinator.Start("coordinator.log");
-  const std::string id = coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 150, 10, 30));  // 300 cells
+  // 150 training runs x 2 epoch counts = 300 cells.
+  const std::string id =
+      coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 150, 10, 30));
   ASSERT_FALSE(id.empty());
   ChildProcess worker({testing::FtbBinary(), "worker", "--coordinator", coordinator.address(),
                        "--backends", "test", "--slots", "2"},
@@ -245,7 +247,8 @@ TEST(StoreFailureTest, ImmutableStateDirMidCampaignDrainsAndExitsNonZeroThenReco
 std::string WalOnlyStore(const std::string& dir) {
   Coordinator coordinator(dir, testing::FreePort());
   coordinator.Start("coordinator.log");
-  const std::string id = coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 10, 0, 1));
+  const std::string id =
+      coordinator.Submit(::ftb::testing::TestBackendSpec("store-failure", 10, 0, 1));
   ChildProcess worker({testing::FtbBinary(), "worker", "--coordinator", coordinator.address(),
                        "--backends", "test", "--slots", "2"},
                       dir + "/worker.log");
