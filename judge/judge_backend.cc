@@ -93,9 +93,12 @@ class GraderBackend : public workers::TuningBackend {
         ctx.Log(absl::StrCat("judge: no price for ", backend, "/", model,
                              " in the price tables; cost recorded as 0"));
       } else {
-        result.set_cost_usd((static_cast<double>(prompt_tokens) * price->input_per_1m_tokens +
-                             static_cast<double>(completion_tokens) * price->output_per_1m_tokens) /
-                            1e6);
+        // A judge asks the base model, so it pays base-model rates, not the
+        // fine-tuned-inference rates of the same row.
+        result.set_cost_usd(
+            (static_cast<double>(prompt_tokens) * price->base_input_per_1m_tokens +
+             static_cast<double>(completion_tokens) * price->base_output_per_1m_tokens) /
+            1e6);
       }
     }
     return result;

@@ -73,9 +73,10 @@ TEST_F(JudgeBackendTest, GradesEveryItemInOrder) {
 }
 
 // A grader that bills tokens like an LLM judge: 100 prompt and 7 completion
-// tokens per verdict, priced as openai/gpt-4o.
+// tokens per verdict, priced as openai/<model>.
 class MeteredGrader : public Grader {
  public:
+  explicit MeteredGrader(std::string model = "gpt-4o") : model_(std::move(model)) {}
   std::string_view kind() const override { return "metered"; }
   std::string_view id() const override { return "metered/1"; }
   Verdict Grade(const v1::JudgeItem&) const override {
@@ -86,8 +87,45 @@ class MeteredGrader : public Grader {
     v.completion_tokens = 7;
     return v;
   }
-  std::pair<std::string, std::string> price_key() const override { return {"openai", "gpt-4o"}; }
+  std::pair<std::string, std::string> price_key() const override { return {"openai", model_}; }
+
+ private:
+  std::string model_;
 };
+
+// Runs three metered verdicts on openai/<model> and returns the result.
+absl::StatusOr<v1::TaskResult> RunMetered(const std::string& model) {
+  GraderRegistry graders;
+  absl::Status registered = graders.Register(
+      "metered", [model](const v1::GraderSpec&) -> absl::StatusOr<std::unique_ptr<Grader>> {
+        return std::make_unique<MeteredGrader>(model);
+      });
+  if (!registered.ok()) return registered;
+  workers::BackendRegistry registry;
+  if (absl::Status s = RegisterJudgeBackends(registry, graders); !s.ok()) return s;
+  auto backend = registry.Create("metered");
+  if (!backend.ok()) return backend.status();
+  v1::TaskAssignment task = JudgeTask({{"a", "a"}, {"b", "b"}, {"c", "c"}});
+  task.set_backend("metered");
+  task.mutable_judge()->mutable_grader()->set_kind("metered");
+  workers::TaskContext ctx(task.task_id(), 1, nullptr);
+  return (*backend)->Run(task, ctx);
+}
+
+// A judge on a model that also has fine-tuned rates is charged the base
+// model's rates (gpt-4o-mini: fine-tuned inference costs twice the base).
+TEST(JudgeBackendCostTest, JudgeOnABaseModelPaysBaseRatesNotFineTunedRates) {
+  absl::StatusOr<v1::TaskResult> r = RunMetered("gpt-4o-mini-2024-07-18");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const cost::ModelPrice* price =
+      cost::PriceTable::Builtin().Find("openai", "gpt-4o-mini-2024-07-18");
+  ASSERT_NE(price, nullptr);
+  ASSERT_GT(price->base_input_per_1m_tokens, 0);
+  ASSERT_LT(price->base_input_per_1m_tokens, price->input_per_1m_tokens);
+  EXPECT_DOUBLE_EQ(
+      r->cost_usd(),
+      (300 * price->base_input_per_1m_tokens + 21 * price->base_output_per_1m_tokens) / 1e6);
+}
 
 TEST(JudgeBackendCostTest, BilledTokensArePricedIntoTheResult) {
   GraderRegistry graders;
