@@ -16,13 +16,13 @@ Json TogetherJobRequest::ToJson() const {
   if (learning_rate) body["learning_rate"] = *learning_rate;
   if (batch_size) body["batch_size"] = *batch_size;
   if (seed) body["random_seed"] = *seed;
-  // training_type is a oneOf of {type: "Full"} and {type: "Lora", lora_r,
-  // lora_alpha, lora_dropout, lora_trainable_modules} in the OpenAPI
-  // document (the top-level `lora` flag is the Python SDK's spelling).
+  // training_type is a oneOf of FullTrainingType and LoRATrainingType in
+  // openapi.yaml (the top-level `lora=True` is the Python SDK's spelling,
+  // not a wire field).
   Json training_type = {{"type", lora ? "Lora" : "Full"}};
   if (lora) {
-    if (lora_r) training_type["lora_r"] = *lora_r;
-    if (lora_alpha) training_type["lora_alpha"] = *lora_alpha;
+    training_type["lora_r"] = lora_r;
+    training_type["lora_alpha"] = lora_alpha;
     if (lora_dropout) training_type["lora_dropout"] = *lora_dropout;
     if (lora_trainable_modules) training_type["lora_trainable_modules"] = *lora_trainable_modules;
   }

@@ -8,7 +8,9 @@
 // "Authorization: Bearer <key>", multipart POST /files/upload (fields
 // purpose=fine-tune, file_name, file), POST /fine-tunes, GET /fine-tunes,
 // GET /fine-tunes/{id}, .../events, .../checkpoints, POST .../cancel,
-// POST /chat/completions. List replies are {"data": [...]}.
+// POST /chat/completions. List replies are {"data": [...]}. Job "status" is
+// one of FinetuneJobStatus: pending, queued, running, compressing,
+// uploading, cancel_requested, cancelled, error, completed.
 //
 // Every call goes through RestClient (rest_client.h): rate limiter, retries
 // per RetryPolicy (retry.h, x-should-retry and retry-after honoured), stats
@@ -54,8 +56,9 @@ struct TogetherClientOptions {
   }
 };
 
-// The body of POST /fine-tunes (OpenAPI schema of the fine-tunes request:
-// model and training_file required). Unset optionals are left out so the
+// The body of POST /fine-tunes (openapi.yaml, /fine-tunes post requestBody:
+// model and training_file required; togethercomputer/openapi at 090263a,
+// 2026-04-28). Unset optionals are left out so the
 // service applies its own defaults.
 struct TogetherJobRequest {
   std::string model;
@@ -67,16 +70,17 @@ struct TogetherJobRequest {
   std::optional<double> learning_rate;
   // An integer; Together also accepts the string "max", not used here.
   std::optional<int> batch_size;
-  // LoRA adapter (training_type {type: "Lora", lora_r, lora_alpha, ...});
-  // false = full fine-tuning (training_type {type: "Full"}).
+  // LoRA adapter (schema LoRATrainingType: type "Lora", lora_r and
+  // lora_alpha required); false = full fine-tuning (FullTrainingType).
   bool lora = true;
-  std::optional<int> lora_r;
-  std::optional<int> lora_alpha;
+  int lora_r = 8;
+  int lora_alpha = 16;
   std::optional<double> lora_dropout;
   std::optional<std::string> lora_trainable_modules;
   // Appended to the output model name; carries our idempotency tag, which
   // is how FindJobsByTag recognises our job after an ambiguous create.
   std::string suffix;
+  // Sent as random_seed.
   std::optional<int> seed;
 
   Json ToJson() const;
