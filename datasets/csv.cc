@@ -74,6 +74,63 @@ std::string DescribeChar(std::string_view text, size_t i) {
   return absl::StrCat("'", Sv(text.substr(i, end - i)), "'");
 }
 
+// The length of the UTF-8 sequence starting at text[i], or 0 when it is not
+// a well-formed one (RFC 3629: no overlong forms, no surrogates, at most
+// U+10FFFF).
+size_t Utf8SequenceLength(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // Allowed range of the second byte.
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    if (!IsUtf8Continuation(text[i + k])) return 0;
+  }
+  return len;
+}
+
+// Rejects what is not UTF-8 text: the first NUL byte or malformed sequence,
+// at its line and column.
+absl::Status CheckText(std::string_view text, size_t start, std::string_view filename) {
+  int line = 1, column = 1;
+  for (size_t i = start; i < text.size();) {
+    const char c = text[i];
+    if (c == '\0') {
+      return ErrorAt(filename, CsvPosition{line, column},
+                     "NUL byte (0x00): not a text file (a UTF-16 export? save it as UTF-8)");
+    }
+    const size_t len = Utf8SequenceLength(text, i);
+    if (len == 0) {
+      return ErrorAt(filename, CsvPosition{line, column},
+                     absl::StrFormat("byte 0x%02X is not valid UTF-8 (a Latin-1 or Windows-1252 "
+                                     "export? save it as UTF-8)",
+                                     static_cast<unsigned char>(c)));
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += len;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateHeader(std::string_view filename, const std::vector<std::string>& names,
                             const std::vector<CsvPosition>& positions) {
   absl::flat_hash_map<absl::string_view, size_t> seen;
@@ -106,11 +163,13 @@ std::string CsvTable::Location(size_t row, size_t field) const {
   return absl::StrCat(filename, ":", p.line, ":", p.column);
 }
 
-absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filename) {
+absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filename,
+                                  const CsvLimits& limits) {
   CsvTable table;
   table.filename = std::string(filename);
   const size_t n = text.size();
   size_t i = text.starts_with(kUtf8Bom) ? kUtf8Bom.size() : 0;
+  if (absl::Status s = CheckText(text, i, filename); !s.ok()) return s;
   Locator loc(text, i);
 
   // Length of the line terminator at `p` (LF, CRLF, or a CR ending the
@@ -187,6 +246,17 @@ absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filena
         field.append(text.substr(i, j - i));
         i = j;
       }
+      if (field.size() > limits.max_field_bytes) {
+        return ErrorAt(filename, start,
+                       absl::StrCat("field of ", field.size(), " bytes; the limit is ",
+                                    limits.max_field_bytes, " bytes"));
+      }
+      if (fields.size() > limits.max_columns) {
+        return ErrorAt(filename, start,
+                       absl::StrCat("more than ", limits.max_columns,
+                                    " fields in a record; the limit is ", limits.max_columns,
+                                    " columns"));
+      }
       if (i >= n) break;
       if (text[i] == ',') {
         ++i;
@@ -222,7 +292,7 @@ absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filena
   return table;
 }
 
-absl::StatusOr<CsvTable> ReadCsvFile(const std::string& path) {
+absl::StatusOr<CsvTable> ReadCsvFile(const std::string& path, const CsvLimits& limits) {
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (!std::filesystem::exists(status)) {
@@ -237,11 +307,15 @@ absl::StatusOr<CsvTable> ReadCsvFile(const std::string& path) {
   const std::streamoff size = in.tellg();
   in.seekg(0, std::ios::beg);
   if (size < 0) return absl::FailedPreconditionError(absl::StrCat(path, ": cannot be read"));
+  if (static_cast<size_t>(size) > limits.max_file_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", size, " bytes; the limit is ",
+                                                   limits.max_file_bytes, " bytes"));
+  }
   std::string data(static_cast<size_t>(size), '\0');
   if (size > 0 && !in.read(data.data(), size)) {
     return absl::FailedPreconditionError(absl::StrCat(path, ": read error"));
   }
-  return ParseCsv(data, path);
+  return ParseCsv(data, path, limits);
 }
 
 }  // namespace ftb::datasets

@@ -4,6 +4,12 @@
 // lines between records are skipped (as Python's csv module does). Inside a
 // quoted field every byte is kept as is (a CRLF stays CRLF).
 //
+// Not text, not accepted: a NUL byte or a byte sequence that is not UTF-8
+// is an error at its position (a CSV exported in Latin-1 or UTF-16 must be
+// converted first). A UTF-8 BOM is accepted and skipped (Excel writes one).
+// Sizes are bounded by CsvLimits (a field, the columns of the header, the
+// file), each an error naming the limit.
+//
 // Positions are 1-based. A line ends at LF; a column counts UTF-8 code points
 // from the start of the line (a BOM is not counted), so editors that count
 // characters land on the right spot.
@@ -24,6 +30,15 @@ namespace ftb::datasets {
 struct CsvPosition {
   int line = 0;
   int column = 0;
+};
+
+// Bounds on what ParseCsv accepts. The defaults hold every published
+// FineTuneBench file with room to spare (largest field 23 kB, 17 columns,
+// 3.2 MB), while a runaway export fails at once.
+struct CsvLimits {
+  size_t max_field_bytes = 1 << 20;
+  size_t max_columns = 256;
+  size_t max_file_bytes = size_t{256} << 20;
 };
 
 struct CsvTable {
@@ -55,13 +70,17 @@ struct CsvTable {
 // "<filename>:<line>:<column>: <what is wrong>", where line and column are
 // 1-based and point at the offending character (for a wrong field count: at
 // the start of the record; for an unterminated quoted field: at its opening
-// quote).
-absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filename);
+// quote; for a NUL byte, invalid UTF-8 or a field over the limit: at the
+// byte or the field).
+absl::StatusOr<CsvTable> ParseCsv(std::string_view text, std::string_view filename,
+                                  const CsvLimits& limits = {});
 
 // Reads and parses a file; `path` is the filename in error messages.
 // kNotFound ("<path>: no such file") when it does not exist,
-// kFailedPrecondition when it cannot be read, else as ParseCsv.
-absl::StatusOr<CsvTable> ReadCsvFile(const std::string& path);
+// kFailedPrecondition when it cannot be read, kInvalidArgument ("<path>: N
+// bytes; the limit is M") when it exceeds limits.max_file_bytes (before
+// reading it), else as ParseCsv.
+absl::StatusOr<CsvTable> ReadCsvFile(const std::string& path, const CsvLimits& limits = {});
 
 }  // namespace ftb::datasets
 

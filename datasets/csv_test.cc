@@ -244,6 +244,71 @@ TEST(CsvPropertyTest, RandomInputIsParsedOrLocatedError) {
   EXPECT_GT(errors, 0);
 }
 
+// Issue 17, finding 6: what is not UTF-8 text, or is too large, was
+// accepted without a word. Each case is a located error now.
+TEST(CsvLimitsTest, NulByteIsALocatedError) {
+  EXPECT_EQ(ParseError(std::string("a,b\n1,x\0y\n", 10)),
+            "INVALID_ARGUMENT: t.csv:2:4: NUL byte (0x00): not a text file (a UTF-16 export? "
+            "save it as UTF-8)");
+  // UTF-16LE "a,b": every other byte is NUL.
+  EXPECT_THAT(ParseError(std::string("\xFF\xFE" "a\0,\0b\0", 8)),
+              ::testing::HasSubstr("t.csv:1:1: byte 0xFF is not valid UTF-8"));
+}
+
+TEST(CsvLimitsTest, InvalidUtf8IsALocatedError) {
+  // Latin-1 "é" (0xE9) after two code points of a UTF-8 line.
+  EXPECT_EQ(ParseError("a,b\n\xC3\xA9t\xE9,2\n"),
+            "INVALID_ARGUMENT: t.csv:2:3: byte 0xE9 is not valid UTF-8 (a Latin-1 or "
+            "Windows-1252 export? save it as UTF-8)");
+  EXPECT_THAT(ParseError("a\n\xC0\xAF\n"), ::testing::HasSubstr("t.csv:2:1: byte 0xC0"));
+  EXPECT_THAT(ParseError("a\n\xED\xA0\x80\n"), ::testing::HasSubstr("t.csv:2:1: byte 0xED"));
+  EXPECT_THAT(ParseError("a\nx\xE2\x82"), ::testing::HasSubstr("t.csv:2:2: byte 0xE2"));
+  // Well-formed 2-, 3- and 4-byte sequences pass.
+  EXPECT_EQ(ParseOk("a\n\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\n").rows,
+            (Rows{{"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"}}));
+}
+
+TEST(CsvLimitsTest, BomIsAcceptedAndNotCounted) {
+  CsvTable t = ParseOk("\xEF\xBB\xBF" "a,b\n1,2\n");
+  EXPECT_THAT(t.header, ElementsAre("a", "b"));
+}
+
+TEST(CsvLimitsTest, FieldOverTheLimitIsALocatedError) {
+  CsvLimits limits;
+  limits.max_field_bytes = 8;
+  EXPECT_TRUE(ParseCsv("a,b\n12345678,\"x\"\n", "t.csv", limits).ok());
+  EXPECT_EQ(CodeAndMessage(ParseCsv("a,b\n1,\"123456789\"\n", "t.csv", limits).status()),
+            "INVALID_ARGUMENT: t.csv:2:3: field of 9 bytes; the limit is 8 bytes");
+  // The default: 1 MiB.
+  const std::string big(CsvLimits().max_field_bytes + 1, 'x');
+  EXPECT_THAT(ParseError("a\n" + big + "\n"),
+              ::testing::HasSubstr("t.csv:2:1: field of 1048577 bytes; the limit is 1048576"));
+}
+
+TEST(CsvLimitsTest, TooManyColumnsIsALocatedError) {
+  std::string header = "c0";
+  for (int k = 1; k < 100000; ++k) header += ",c" + std::to_string(k);
+  const std::string error = ParseError(header + "\n");
+  EXPECT_THAT(error, ::testing::HasSubstr("t.csv:1:"));
+  EXPECT_THAT(error, ::testing::HasSubstr("more than 256 fields in a record; the limit is 256"));
+  CsvLimits limits;
+  limits.max_columns = 3;
+  EXPECT_TRUE(ParseCsv("a,b,c\n1,2,3\n", "t.csv", limits).ok());
+  EXPECT_EQ(CodeAndMessage(ParseCsv("a,b,c\n1,2,3,4\n", "t.csv", limits).status()),
+            "INVALID_ARGUMENT: t.csv:2:7: more than 3 fields in a record; the limit is 3 columns");
+}
+
+TEST(CsvLimitsTest, FileOverTheLimitIsRefusedBeforeReading) {
+  ScratchDir dir;
+  const std::string path = dir.Write("big.csv", "a,b\n1,2\n");
+  CsvLimits limits;
+  limits.max_file_bytes = 7;
+  EXPECT_EQ(CodeAndMessage(ReadCsvFile(path, limits).status()),
+            "INVALID_ARGUMENT: " + path + ": 8 bytes; the limit is 7 bytes");
+  limits.max_file_bytes = 8;
+  EXPECT_TRUE(ReadCsvFile(path, limits).ok());
+}
+
 TEST(CsvFileTest, ReadsFile) {
   ScratchDir dir;
   const std::string path = dir.Write("x.csv", "a,b\n1,\"2\n3\"\n");

@@ -50,6 +50,12 @@ absl::StatusOr<std::vector<v1::QaItem>> ReadItems(const std::string& path,
                                                   const FileLayout& layout) {
   FTB_ASSIGN_OR_RETURN(CsvTable table, ReadCsvFile(path));
   FTB_ASSIGN_OR_RETURN(const int id, RequireColumn(table, "id"));
+  if (table.rows.empty()) {
+    // A header and nothing else: a truncated download or a failed export,
+    // never a dataset with no questions on purpose.
+    return absl::InvalidArgumentError(
+        absl::StrCat(table.filename, ":2:1: no rows after the header; expected one question per row"));
+  }
   FTB_ASSIGN_OR_RETURN(const int prompt, RequireColumn(table, "prompt"));
   FTB_ASSIGN_OR_RETURN(const int answer, RequireColumn(table, "answer"));
   int answer_before = -1;

@@ -245,6 +245,17 @@ TEST(FineTuneBenchErrorTest, MissingRequiredColumn) {
                 ":1:1: missing required column \"fact\"");
 }
 
+// Issue 17, finding 6: a header and no rows (a truncated download) was
+// loaded as a dataset without questions.
+TEST(FineTuneBenchErrorTest, HeaderWithoutRowsIsAnError) {
+  ScratchDir dir;
+  dir.Write("datasets/medical/medical_memorization.csv", kMedicalMemorization);
+  dir.Write("datasets/medical/medical_generalization.csv", ",id,prompt,answer,answer_before\n");
+  EXPECT_EQ(CodeAndMessage(LoadFineTuneBench(dir.path(), "medical").status()),
+            "INVALID_ARGUMENT: " + CsvPath(dir, "medical", "generalization") +
+                ":2:1: no rows after the header; expected one question per row");
+}
+
 TEST(FineTuneBenchErrorTest, MissingAnswerBeforeColumn) {
   ScratchDir dir;
   dir.Write("datasets/medical/medical_memorization.csv", kMedicalMemorization);
