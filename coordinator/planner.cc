@@ -162,6 +162,54 @@ absl::Status ValidateDatasets(const v1::CampaignSpec& spec,
   return absl::OkStatus();
 }
 
+namespace {
+
+uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+  uint64_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  uint64_t r = 0;
+  return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+// Cells of one model on one dataset: its training runs times its epochs.
+uint64_t RunsOf(const v1::CampaignSpec& spec, const v1::ModelSpec& model) {
+  auto n = [](int own, int grid) { return static_cast<uint64_t>(own > 0 ? own : grid); };
+  return SaturatingMul(SaturatingMul(n(model.grid().learning_rate_multiplier_size(),
+                                       spec.grid().learning_rate_multiplier_size()),
+                                     n(model.grid().batch_size_size(),
+                                       spec.grid().batch_size_size())),
+                       n(model.grid().seed_size(), spec.grid().seed_size()));
+}
+
+uint64_t EpochsOf(const v1::CampaignSpec& spec, const v1::ModelSpec& model, bool eval_only) {
+  if (eval_only) return 1;
+  return static_cast<uint64_t>(model.grid().epochs_size() > 0 ? model.grid().epochs_size()
+                                                               : spec.grid().epochs_size());
+}
+
+}  // namespace
+
+absl::Status TooManyCellsError(uint64_t cells, uint64_t limit) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "campaign has ", cells == UINT64_MAX ? "more than 18446744073709551614" : absl::StrCat(cells),
+      " cells; the limit is ", limit,
+      " (split the sweep into several campaigns, or raise the coordinator's --max-cells)"));
+}
+
+uint64_t CountCells(const v1::CampaignSpec& spec) {
+  uint64_t cells = 0;
+  for (const v1::DatasetSpec& ds : spec.datasets()) {
+    for (const v1::ModelSpec& model : spec.models()) {
+      cells = SaturatingAdd(
+          cells, SaturatingMul(RunsOf(spec, model), EpochsOf(spec, model, ds.evaluation_only())));
+    }
+  }
+  return cells;
+}
+
 absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
                                   std::vector<DatasetSummary> datasets) {
   if (datasets.size() != static_cast<size_t>(spec.datasets_size())) {
@@ -172,18 +220,10 @@ absl::StatusOr<Plan> PlanCampaign(const v1::CampaignSpec& spec,
   Plan plan;
   plan.datasets = std::move(datasets);
   // Size the vectors exactly: million-cell grids should not pay for growth.
-  uint64_t cells = 0, runs = 0;
-  for (const v1::ModelSpec& model : spec.models()) {
-    auto n = [](int own, int grid) { return static_cast<uint64_t>(own > 0 ? own : grid); };
-    uint64_t model_runs = n(model.grid().learning_rate_multiplier_size(),
-                            spec.grid().learning_rate_multiplier_size()) *
-                          n(model.grid().batch_size_size(), spec.grid().batch_size_size()) *
-                          n(model.grid().seed_size(), spec.grid().seed_size());
-    runs += model_runs;
-    cells += model_runs * n(model.grid().epochs_size(), spec.grid().epochs_size());
-  }
-  plan.cells.reserve(cells * spec.datasets_size());
-  plan.runs.reserve(runs * spec.datasets_size());
+  uint64_t runs = 0;
+  for (const v1::ModelSpec& model : spec.models()) runs = SaturatingAdd(runs, RunsOf(spec, model));
+  plan.cells.reserve(CountCells(spec));
+  plan.runs.reserve(SaturatingMul(runs, static_cast<uint64_t>(spec.datasets_size())));
   for (uint32_t d = 0; d < static_cast<uint32_t>(spec.datasets_size()); ++d) {
     for (uint32_t m = 0; m < static_cast<uint32_t>(spec.models_size()); ++m) {
       const v1::GridAxes& own = spec.models(m).grid();

@@ -101,6 +101,15 @@ struct Plan {
 absl::Status ValidateDatasets(const v1::CampaignSpec& spec,
                               const std::vector<DatasetSummary>& datasets);
 
+// The number of cells PlanCampaign would make of `spec`, from the axis
+// sizes alone (no expansion: a 10-kB spec may describe 10^8 cells), so that
+// an oversized campaign is refused before anything is built. Saturates at
+// UINT64_MAX.
+uint64_t CountCells(const v1::CampaignSpec& spec);
+
+// kInvalidArgument "campaign has N cells; the limit is M ...".
+absl::Status TooManyCellsError(uint64_t cells, uint64_t limit);
+
 // Expands the grid. `datasets` is parallel to spec.datasets. Errors:
 // kInvalidArgument when the inputs disagree (sizes differ) or an axis is
 // empty after defaults (a spec that did not go through spec::Parse).

@@ -67,6 +67,28 @@ TEST(PlannerTest, ExpandsTheGridWithPerModelOverrides) {
   }
 }
 
+TEST(PlannerTest, CountCellsAgreesWithTheExpansionWithoutExpanding) {
+  v1::CampaignSpec spec = TwoByTwoSpec();
+  absl::StatusOr<Plan> plan = PlanCampaign(spec, Summaries());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(CountCells(spec), plan->cells.size());
+  // An evaluation-only dataset has one cell (epochs 0) per training run.
+  spec.mutable_datasets(0)->set_evaluation_only(true);
+  plan = PlanCampaign(spec, Summaries());
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(CountCells(spec), plan->cells.size());
+  // Axis sizes whose product overflows 64 bits saturate.
+  v1::CampaignSpec huge = TwoByTwoSpec();
+  for (int k = 0; k < 70000; ++k) huge.mutable_grid()->add_seed(static_cast<uint64_t>(k));
+  for (int k = 0; k < 70000; ++k) huge.mutable_grid()->add_batch_size(static_cast<uint32_t>(k));
+  for (int k = 0; k < 70000; ++k) huge.mutable_grid()->add_learning_rate_multiplier(k + 1.0);
+  for (int k = 0; k < 70000; ++k) huge.mutable_grid()->add_epochs(static_cast<uint32_t>(k));
+  for (int k = 0; k < 2; ++k) *huge.add_models() = huge.models(0);
+  EXPECT_EQ(CountCells(huge), UINT64_MAX);
+  EXPECT_THAT(std::string(TooManyCellsError(CountCells(huge), 5).message()),
+              ::testing::HasSubstr("more than 18446744073709551614 cells; the limit is 5"));
+}
+
 TEST(PlannerTest, CellIdsAreDistinctAndStable) {
   v1::CampaignSpec spec = TwoByTwoSpec();
   absl::StatusOr<Plan> plan = PlanCampaign(spec, Summaries());

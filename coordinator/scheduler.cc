@@ -299,15 +299,14 @@ std::unique_ptr<Scheduler::Campaign> Scheduler::BuildCampaign(v1::Campaign recor
   auto c = std::make_unique<Campaign>();
   std::vector<DatasetSummary> summaries;
   for (const v1::DatasetSummary& d : record.datasets()) summaries.push_back(FromProto(d));
+  // Counted from the axis sizes before anything is expanded.
+  if (const uint64_t cells = CountCells(record.spec()); cells > options_.max_cells_per_campaign) {
+    *status = TooManyCellsError(cells, options_.max_cells_per_campaign);
+    return nullptr;
+  }
   absl::StatusOr<Plan> plan = PlanCampaign(record.spec(), std::move(summaries));
   if (!plan.ok()) {
     *status = plan.status();
-    return nullptr;
-  }
-  if (plan->cells.size() > options_.max_cells_per_campaign) {
-    *status = absl::InvalidArgumentError(
-        absl::StrCat("campaign has ", plan->cells.size(), " cells; the limit is ",
-                     options_.max_cells_per_campaign));
     return nullptr;
   }
   c->plan = *std::move(plan);

@@ -378,7 +378,7 @@ absl::Status Validate(const v1::ListCampaignsRequest& r) {
 // Parses the submitted spec and summarises its datasets (file I/O: runs on
 // the calling gRPC thread, not on the scheduler loop).
 absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> PrepareSubmission(
-    const v1::SubmitCampaignRequest& r) {
+    const v1::SubmitCampaignRequest& r, uint64_t max_cells) {
   if (r.spec_yaml().empty()) {
     return absl::InvalidArgumentError(
         "spec_yaml: required (the campaign YAML; see docs/spec.md)");
@@ -387,6 +387,11 @@ absl::StatusOr<std::pair<v1::CampaignSpec, std::vector<DatasetSummary>>> Prepare
   FTB_ASSIGN_OR_RETURN(v1::CampaignSpec spec,
                        spec::ParseCampaignSpec(r.spec_yaml(), filename,
                                                spec::MapEnv({r.env().begin(), r.env().end()})));
+  // Refused here, on the RPC thread, from the axis sizes: an oversized grid
+  // never reaches dataset loading or the scheduler loop.
+  if (const uint64_t cells = CountCells(spec); cells > max_cells) {
+    return TooManyCellsError(cells, max_cells);
+  }
   std::vector<DatasetSummary> summaries;
   for (const v1::DatasetSpec& ds : spec.datasets()) {
     absl::StatusOr<v1::Dataset> data = datasets::LoadDataset(ds);
@@ -516,7 +521,7 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitCampaign(
     grpc::CallbackServerContext* ctx, const v1::SubmitCampaignRequest* request,
     v1::SubmitCampaignResponse* response) {
   FTB_REJECT_INVALID(ctx, request);
-  auto prepared = PrepareSubmission(*request);
+  auto prepared = PrepareSubmission(*request, max_cells_);
   if (!prepared.ok()) {
     auto* reactor = ctx->DefaultReactor();
     reactor->Finish(ToGrpcStatus(prepared.status()));
@@ -881,6 +886,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   server->service_ =
       std::make_unique<CoordinatorService>(server->loop_.get(), server->metrics_.get(),
                                            server->store_.get());
+  server->service_->set_max_cells(options.max_cells);
 
   // TLS, token and submission rate are enforced by the credentials' auth
   // metadata processor before any handler runs (coordinator/auth.h).

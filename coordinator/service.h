@@ -131,6 +131,11 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   explicit CoordinatorService(SchedulerLoop* loop, CoordinatorMetrics* metrics = nullptr,
                               const storage::StateStore* store = nullptr);
 
+  // The largest campaign SubmitCampaign accepts, checked from the spec's
+  // axis sizes before its datasets are loaded; the scheduler's own
+  // SchedulerOptions::max_cells_per_campaign still applies after it.
+  void set_max_cells(uint64_t max_cells) { max_cells_ = max_cells; }
+
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* ctx,
                                            const v1::RegisterWorkerRequest* request,
                                            v1::RegisterWorkerResponse* response) override;
@@ -183,6 +188,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
   SchedulerLoop* loop_;
   CoordinatorMetrics* metrics_;
   const storage::StateStore* store_;
+  uint64_t max_cells_ = SchedulerOptions().max_cells_per_campaign;
 };
 
 // A coordinator listening on a port: store + scheduler + loop + gRPC server

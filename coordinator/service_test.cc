@@ -255,6 +255,44 @@ TEST_F(ServiceTest, SubmittedSpecsExpandOnlyTheVariablesTheClientSent) {
 // Issue 17, finding 8: a spec that writes ${OPENAI_API_KEY} had the key
 // expanded into it (from the env a client sends) and stored and served by
 // GetCampaign. Refused now, whatever the client sends; nothing is stored.
+// Issue 17, finding 2: a 10-kB spec that expands to 10^8 cells was planned
+// on the scheduler loop (8.7 s, every other RPC waiting) before it was
+// refused. It is now counted from the axis sizes on the RPC thread, before
+// its datasets are loaded: the dataset below does not exist, so an error
+// about it would show that loading (or planning) came first.
+TEST_F(ServiceTest, AnOversizedGridIsRefusedFromItsAxisSizesBeforeAnythingIsLoaded) {
+  auto axis = [](int n, auto value) {
+    std::string out = "[";
+    for (int k = 0; k < n; ++k) absl::StrAppend(&out, k ? ", " : "", value(k));
+    return out + "]";
+  };
+  const std::string yaml = absl::StrCat(
+      "name: huge\n"
+      "datasets:\n"
+      "  - {source: finetunebench, name: medical, path: /nonexistent/ftb-finetunebench}\n"
+      "models:\n"
+      "  - {name: fixture, backend: test}\n"
+      "grid:\n"
+      "  epochs: ", axis(50, [](int k) { return k + 1; }), "\n",
+      "  learning_rate_multiplier: ", axis(100, [](int k) { return 0.01 * (k + 1); }), "\n",
+      "  batch_size: ", axis(100, [](int k) { return k + 1; }), "\n",
+      "  seed: ", axis(200, [](int k) { return k; }), "\n");
+  ASSERT_LT(yaml.size(), 10'000u);
+  v1::SubmitCampaignRequest req;
+  req.set_spec_yaml(yaml);
+  req.set_spec_filename("huge.yaml");
+  v1::SubmitCampaignResponse resp;
+  grpc::Status s = Call(&v1::Coordinator::Stub::SubmitCampaign, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("campaign has 100000000 cells; the limit is "
+                                                      "5000000"));
+  // Nothing was stored, and the coordinator serves as before.
+  v1::ListCampaignsResponse list;
+  ASSERT_TRUE(Call(&v1::Coordinator::Stub::ListCampaigns, v1::ListCampaignsRequest(), &list).ok());
+  EXPECT_EQ(list.campaigns_size(), 0);
+  Submit();
+}
+
 TEST_F(ServiceTest, ASecretVariableIsNeverExpandedStoredOrServed) {
   const std::string key = "sk-svc-test-never-stored-0123456789";
   std::string yaml = kSpec;
