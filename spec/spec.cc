@@ -50,8 +50,8 @@ using google::protobuf::Value;
 
 // Tuning backends a model may name. Adding a backend here is all the spec
 // needs; the backend factory (workers/) resolves the name.
-constexpr std::array<absl::string_view, 6> kBackends = {"local",  "replay",  "openai",
-                                                        "vertex", "command", "test"};
+constexpr std::array<absl::string_view, 7> kBackends = {
+    "local", "replay", "openai", "vertex", "together", "command", "test"};
 
 constexpr std::array<absl::string_view, 3> kGraderKinds = {"rules", "llm", "paper"};
 
@@ -85,7 +85,7 @@ struct BackendAbilities {
   bool accepts_auto;
   absl::string_view auto_why;
 };
-constexpr std::array<BackendAbilities, 6> kBackendAbilities = {{
+constexpr std::array<BackendAbilities, 7> kBackendAbilities = {{
     {"local", "yes", "", false,
      "the local trainer has no provider default to pick; give numbers"},
     {"replay", "no",
@@ -94,6 +94,7 @@ constexpr std::array<BackendAbilities, 6> kBackendAbilities = {{
      true, ""},
     {"openai", "yes", "", true, ""},
     {"vertex", "yes", "", true, ""},
+    {"together", "yes", "", true, ""},
     {"command", "endpoint",
      "epochs 0 asks the base model through options.endpoint; an answering command needs a "
      "trained model",

@@ -312,10 +312,10 @@ std::vector<ErrorCase> ErrorCases() {
        "nothing"},
       {"MissingBackend", head.substr(0, head.rfind("- {")) + "- {name: m}\n",
        "campaign.yaml:5:3: models[0].backend: expected one of [local, replay, "
-       "openai, vertex, command, test], got nothing"},
+       "openai, vertex, together, command, test], got nothing"},
       {"UnknownBackend", head.substr(0, head.rfind("- {")) + "- {name: m, backend: azure}\n",
        "campaign.yaml:5:22: models[0].backend: expected one of [local, replay, "
-       "openai, vertex, command, test], got \"azure\""},
+       "openai, vertex, together, command, test], got \"azure\""},
       {"UnknownModelKey",
        head.substr(0, head.rfind("- {")) + "- {name: m, backend: local, epoch: 3}\n",
        "campaign.yaml:5:29: models[0].epoch: expected one of the keys [name, "
@@ -547,12 +547,12 @@ std::vector<ErrorCase> ErrorCases() {
        "no greater than retry.max_backoff_seconds (60), got \"120\""},
       {"LimitsUnknownBackend", head + "limits:\n  azure: {}\n",
        "campaign.yaml:7:3: limits.azure: expected a backend, one of [local, "
-       "replay, openai, vertex, command, test], got \"azure\""},
+       "replay, openai, vertex, together, command, test], got \"azure\""},
       // Terminal escape codes in a value are shown escaped, never raw
       // (ESC [2J would clear the terminal the error is printed on).
       {"LimitsBackendWithTerminalEscape", head + "limits:\n  \"\\e[2Jx\\a\": {}\n",
        "campaign.yaml:7:3: limits.\\x1b[2Jx\\x07: expected a backend, one of [local, "
-       "replay, openai, vertex, command, test], got \"\\x1b[2Jx\\x07\""},
+       "replay, openai, vertex, together, command, test], got \"\\x1b[2Jx\\x07\""},
       {"LimitsNegative", head + "limits:\n  openai: {max_concurrent_tune: -1}\n",
        "campaign.yaml:7:33: limits.openai.max_concurrent_tune: expected a "
        "non-negative integer (0 means unlimited), got \"-1\""},
