@@ -27,6 +27,13 @@ Json TogetherJobRequest::ToJson() const {
     if (lora_trainable_modules) training_type["lora_trainable_modules"] = *lora_trainable_modules;
   }
   body["training_type"] = std::move(training_type);
+  Json method = {{"method", "sft"}};
+  if (train_on_inputs == "true" || train_on_inputs == "false") {
+    method["train_on_inputs"] = train_on_inputs == "true";
+  } else {
+    method["train_on_inputs"] = "auto";
+  }
+  body["training_method"] = std::move(method);
   return body;
 }
 
@@ -73,21 +80,9 @@ absl::StatusOr<Json> TogetherClient::GetJob(const std::string& id, const Sleeper
 }
 
 absl::StatusOr<std::vector<Json>> TogetherClient::ListJobs(const Sleeper& sleep) {
-  std::vector<Json> out;
-  std::string after;
-  for (int page = 0; page < 1000; ++page) {
-    std::string path = "/fine-tunes";
-    if (!after.empty()) absl::StrAppend(&path, "?after=", UrlEncode(after));
-    absl::StatusOr<Json> reply = Call("GET", path, "", "", 0, sleep);
-    if (!reply.ok()) return reply.status();
-    const bool has_more = reply->value("has_more", false);
-    absl::StatusOr<std::vector<Json>> items = DataList(*std::move(reply), "GET /fine-tunes");
-    if (!items.ok()) return items.status();
-    for (Json& job : *items) out.push_back(std::move(job));
-    if (!has_more || items->empty() || !out.back().contains("id")) break;
-    after = out.back()["id"].get<std::string>();
-  }
-  return out;
+  absl::StatusOr<Json> reply = Call("GET", "/fine-tunes", "", "", 0, sleep);
+  if (!reply.ok()) return reply.status();
+  return DataList(*std::move(reply), "GET /fine-tunes");
 }
 
 absl::StatusOr<std::vector<Json>> TogetherClient::FindJobsByTag(const std::string& tag,
@@ -96,7 +91,7 @@ absl::StatusOr<std::vector<Json>> TogetherClient::FindJobsByTag(const std::strin
   if (!jobs.ok()) return jobs.status();
   std::vector<Json> out;
   for (Json& job : *jobs) {
-    for (const char* field : {"suffix", "output_name"}) {
+    for (const char* field : {"suffix", "model_output_name"}) {
       auto it = job.find(field);
       if (it != job.end() && it->is_string() &&
           absl::StrContains(it->get<std::string>(), tag)) {
@@ -122,6 +117,20 @@ absl::StatusOr<std::vector<Json>> TogetherClient::ListCheckpoints(const std::str
   absl::StatusOr<Json> reply = Call("GET", path, "", "", 0, sleep);
   if (!reply.ok()) return reply.status();
   return DataList(*std::move(reply), absl::StrCat("GET ", path));
+}
+
+std::string TogetherClient::FailureReason(const std::vector<Json>& events) {
+  std::string reason;
+  for (const Json& event : events) {
+    if (!event.is_object()) continue;
+    auto type = event.find("type");
+    auto message = event.find("message");
+    if (type != event.end() && *type == "job_error" && message != event.end() &&
+        message->is_string()) {
+      reason = message->get<std::string>();
+    }
+  }
+  return reason;
 }
 
 absl::StatusOr<Json> TogetherClient::CancelJob(const std::string& id, const Sleeper& sleep) {

@@ -3,14 +3,20 @@
 // over an HttpTransport (libcurl in production, scripted in tests).
 //
 // Wire details follow Together's published OpenAPI document
-// (togethercomputer/openapi, openapi.yaml) and API reference
-// (docs.together.ai/reference): base https://api.together.xyz/v1,
+// (togethercomputer/openapi, openapi.yaml at commit
+// 090263aa0fde006d9cd958bef52719958079bbc4, 2026-04-28) and API reference
+// (docs.together.ai/reference): server https://api.together.ai/v1,
 // "Authorization: Bearer <key>", multipart POST /files/upload (fields
 // purpose=fine-tune, file_name, file), POST /fine-tunes, GET /fine-tunes,
 // GET /fine-tunes/{id}, .../events, .../checkpoints, POST .../cancel,
-// POST /chat/completions. List replies are {"data": [...]}. Job "status" is
-// one of FinetuneJobStatus: pending, queued, running, compressing,
-// uploading, cancel_requested, cancelled, error, completed.
+// POST /chat/completions. List replies are {"data": [...]} with no paging
+// (FinetuneTruncatedList, FinetuneListEvents, FinetuneListCheckpoints). Job
+// "status" is one of FinetuneJobStatus: pending, queued, running,
+// compressing, uploading, cancel_requested, cancelled, error, completed. A
+// job object carries no error field: a failed job has status "error" and
+// the reason is the message of its FineTuneEvent of type "job_error"
+// (FailureReason). Errors are ErrorData {"error": {"message", "type",
+// "param", "code"}}, which ParseProviderError (retry.h) reads.
 //
 // Every call goes through RestClient (rest_client.h): rate limiter, retries
 // per RetryPolicy (retry.h, x-should-retry and retry-after honoured), stats
@@ -43,7 +49,7 @@ namespace ftb::providers {
 
 struct TogetherClientOptions {
   // Up to and including the version, without a trailing slash.
-  std::string base_url = "https://api.together.xyz/v1";
+  std::string base_url = "https://api.together.ai/v1";
   std::string api_key;
   // Transport loop settings (retries, client-side limits, timeout, clock);
   // rest.provider labels the ProviderStats counters.
@@ -82,6 +88,11 @@ struct TogetherJobRequest {
   std::string suffix;
   // Sent as random_seed.
   std::optional<int> seed;
+  // training_method is TrainingMethodSFT {method: "sft", train_on_inputs},
+  // both required by the schema; train_on_inputs is a boolean or "auto"
+  // (the top-level train_on_inputs is deprecated and not sent). One of
+  // "auto", "true", "false".
+  std::string train_on_inputs = "auto";
 
   Json ToJson() const;
 };
@@ -98,19 +109,22 @@ class TogetherClient {
   absl::StatusOr<Json> CreateJob(const TogetherJobRequest& request, const Sleeper& sleep);
   // GET /fine-tunes/{id}.
   absl::StatusOr<Json> GetJob(const std::string& id, const Sleeper& sleep);
-  // GET /fine-tunes: every job of the account. The documented reply is one
-  // {"data": [...]} list; a reply with "has_more" and an "after"/last-id
-  // cursor is followed page by page, so a paging service loses no job.
+  // GET /fine-tunes: every job of the account, one {"data": [...]} reply
+  // (the operation takes no parameters; kInternal when "data" is missing).
   absl::StatusOr<std::vector<Json>> ListJobs(const Sleeper& sleep);
-  // The jobs of ListJobs whose "suffix" or "output_name" contains `tag`,
-  // newest last as listed. Used to adopt a job created by an earlier
-  // attempt (or by a create whose reply was lost).
+  // The jobs of ListJobs whose "suffix" or "model_output_name"
+  // (FinetuneResponseTruncated) contains `tag`, in listed order. Used to
+  // adopt a job created by an earlier attempt (or by a create whose reply
+  // was lost).
   absl::StatusOr<std::vector<Json>> FindJobsByTag(const std::string& tag, const Sleeper& sleep);
   // GET /fine-tunes/{id}/events: the job's events as listed.
   absl::StatusOr<std::vector<Json>> ListEvents(const std::string& id, const Sleeper& sleep);
   // GET /fine-tunes/{id}/checkpoints: {"data": [{step, path, checkpoint_type,
   // created_at}, ...]}; "path" is the model name to send to chat completions.
   absl::StatusOr<std::vector<Json>> ListCheckpoints(const std::string& id, const Sleeper& sleep);
+  // The message of the newest event of type "job_error" in `events`
+  // (ListEvents), "" when there is none.
+  static std::string FailureReason(const std::vector<Json>& events);
   // POST /fine-tunes/{id}/cancel. Cancelling is idempotent on the service.
   absl::StatusOr<Json> CancelJob(const std::string& id, const Sleeper& sleep);
   // POST /chat/completions. `estimated_tokens` feeds the tokens bucket.
