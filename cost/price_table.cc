@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "common/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -29,15 +30,22 @@ absl::Status Invalid(std::string_view file, const YAML::Node& node, const std::s
   return absl::InvalidArgumentError(absl::StrCat(Where(file, node), field, ": ", what));
 }
 
+// A price field: a non-negative number, or the unquoted word `unknown`
+// (*unknown set, value 0).
 absl::StatusOr<double> Price(std::string_view file, const YAML::Node& entry,
-                             const std::string& path, const char* key) {
+                             const std::string& path, const char* key, bool* unknown) {
   YAML::Node v = entry[key];
   if (!v) return Invalid(file, entry, path, absl::StrCat("missing ", key));
+  if (v.IsScalar() && v.Tag() != "!" && v.Scalar() == "unknown") {
+    *unknown = true;
+    return 0.0;
+  }
   double d = 0;
   if (!v.IsScalar() || !YAML::convert<double>::decode(v, d) || d < 0 ||
       v.Tag() == "!" /* quoted */) {
     return Invalid(file, v, absl::StrCat(path, ".", key),
-                   absl::StrCat("expected a non-negative number, got \"", v.Scalar(), "\""));
+                   absl::StrCat("expected a non-negative number or unknown, got \"", v.Scalar(),
+                                "\""));
   }
   return d;
 }
@@ -56,7 +64,7 @@ absl::Status PriceTable::Add(std::string_view yaml, std::string_view filename) {
   static const std::set<std::string> kEntryKeys = {
       "training_per_1m_tokens",    "input_per_1m_tokens",       "output_per_1m_tokens",
       "base_input_per_1m_tokens", "base_output_per_1m_tokens", "source",
-      "as_of",                    "verified"};
+      "as_of",                    "note",                      "verified"};
   for (const YAML::Node& doc : docs) {
     if (doc.IsNull()) continue;
     if (!doc.IsMap()) return Invalid(filename, doc, "(document)", "expected a mapping");
@@ -79,27 +87,37 @@ absl::Status PriceTable::Add(std::string_view yaml, std::string_view filename) {
         }
       }
       ModelPrice p;
-      FTB_ASSIGN_OR_RETURN(p.training_per_1m_tokens,
-                           Price(filename, entry, path, "training_per_1m_tokens"));
+      bool in_unknown = false, out_unknown = false;
+      FTB_ASSIGN_OR_RETURN(
+          p.training_per_1m_tokens,
+          Price(filename, entry, path, "training_per_1m_tokens", &p.training_unknown));
       FTB_ASSIGN_OR_RETURN(p.input_per_1m_tokens,
-                           Price(filename, entry, path, "input_per_1m_tokens"));
+                           Price(filename, entry, path, "input_per_1m_tokens", &in_unknown));
       FTB_ASSIGN_OR_RETURN(p.output_per_1m_tokens,
-                           Price(filename, entry, path, "output_per_1m_tokens"));
+                           Price(filename, entry, path, "output_per_1m_tokens", &out_unknown));
+      p.inference_unknown = in_unknown || out_unknown;
       p.base_input_per_1m_tokens = p.input_per_1m_tokens;
       p.base_output_per_1m_tokens = p.output_per_1m_tokens;
+      bool base_in_unknown = in_unknown, base_out_unknown = out_unknown;
       if (entry["base_input_per_1m_tokens"]) {
-        FTB_ASSIGN_OR_RETURN(p.base_input_per_1m_tokens,
-                             Price(filename, entry, path, "base_input_per_1m_tokens"));
+        base_in_unknown = false;
+        FTB_ASSIGN_OR_RETURN(
+            p.base_input_per_1m_tokens,
+            Price(filename, entry, path, "base_input_per_1m_tokens", &base_in_unknown));
       }
       if (entry["base_output_per_1m_tokens"]) {
-        FTB_ASSIGN_OR_RETURN(p.base_output_per_1m_tokens,
-                             Price(filename, entry, path, "base_output_per_1m_tokens"));
+        base_out_unknown = false;
+        FTB_ASSIGN_OR_RETURN(
+            p.base_output_per_1m_tokens,
+            Price(filename, entry, path, "base_output_per_1m_tokens", &base_out_unknown));
       }
+      p.base_inference_unknown = base_in_unknown || base_out_unknown;
       if (!entry["source"] || !entry["as_of"]) {
         return Invalid(filename, entry, path, "every price needs its source and as_of date");
       }
       p.source = entry["source"].as<std::string>();
       p.as_of = entry["as_of"].as<std::string>();
+      if (entry["note"]) p.note = entry["note"].as<std::string>();
       p.version = version;
       if (entry["verified"]) p.verified = entry["verified"].as<bool>();
       if (!prices_.emplace(std::make_pair(backend, model), p).second) {
@@ -115,7 +133,10 @@ absl::StatusOr<PriceTable> PriceTable::LoadDirectory(const std::string& dir) {
   std::vector<std::filesystem::path> files;
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    if (e.path().extension() == ".yaml") files.push_back(e.path());
+    // retirements.yaml is the RetirementTable's, not a price table.
+    if (e.path().extension() == ".yaml" && e.path().filename() != "retirements.yaml") {
+      files.push_back(e.path());
+    }
   }
   if (ec) return absl::NotFoundError(absl::StrCat(dir, ": ", ec.message()));
   std::sort(files.begin(), files.end());
@@ -141,6 +162,19 @@ const PriceTable& PriceTable::Builtin() {
     return t;
   }();
   return *table;
+}
+
+std::string StalePriceWarning(const ModelPrice& price, std::string_view backend_view,
+                              std::string_view model_view, absl::CivilDay today) {
+  const std::string backend(backend_view), model(model_view);
+  absl::CivilDay as_of;
+  if (!absl::ParseCivilTime(price.as_of, &as_of)) {
+    return absl::StrCat("price of ", model, " (", backend, "): as_of \"", price.as_of,
+                        "\" is not a date; check ", price.source);
+  }
+  if (today - as_of <= 365) return "";
+  return absl::StrCat("price of ", model, " (", backend, ") from ", price.as_of,
+                      " is over a year old; check ", price.source);
 }
 
 const ModelPrice* PriceTable::Find(std::string_view backend, std::string_view model) const {

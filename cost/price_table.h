@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
 
 namespace ftb::cost {
 
@@ -25,22 +26,38 @@ struct ModelPrice {
   // / base_output_per_1m_tokens.
   double base_input_per_1m_tokens = 0;
   double base_output_per_1m_tokens = 0;
+  // A figure the table gives as `unknown` (the provider publishes none per
+  // token, e.g. a dedicated endpoint billed by the minute, or none could be
+  // found): counted as 0 and flagged by estimates that use it.
+  bool training_unknown = false;
+  bool inference_unknown = false;       // input or output
+  bool base_inference_unknown = false;  // base input or base output
   std::string source;
   std::string as_of;
+  std::string note;     // optional free text (where a figure came from)
   std::string version;  // of the table it came from
   bool verified = true;
 };
+
+// "price of MODEL (BACKEND) from AS_OF is over a year old; check SOURCE" when
+// `price.as_of` is a YYYY-MM-DD more than 365 days before `today`, or
+// "price of MODEL (BACKEND): as_of \"...\" is not a date; check SOURCE";
+// empty otherwise.
+std::string StalePriceWarning(const ModelPrice& price, std::string_view backend,
+                              std::string_view model, absl::CivilDay today);
 
 class PriceTable {
  public:
   // Parses one or more YAML documents, each
   //   {version: DATE, backend: NAME, models: {MODEL|"*": {training_per_1m_tokens,
   //    input_per_1m_tokens, output_per_1m_tokens, base_input_per_1m_tokens?,
-  //    base_output_per_1m_tokens?, source, as_of, verified?}}}
+  //    base_output_per_1m_tokens?, source, as_of, note?, verified?}}}
+  // Each price is a non-negative number or the word `unknown`.
   // Errors (kInvalidArgument) read "<file>:<line>:<col>: <field>: <what>".
   // A (backend, model) defined twice is an error.
   absl::Status Add(std::string_view yaml, std::string_view filename);
-  // Every *.yaml in `dir`, in name order.
+  // Every *.yaml in `dir` but retirements.yaml (a RetirementTable), in name
+  // order.
   static absl::StatusOr<PriceTable> LoadDirectory(const std::string& dir);
   // The tables of pricing/ at build time.
   static const PriceTable& Builtin();

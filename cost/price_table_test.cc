@@ -51,7 +51,7 @@ TEST(PriceTableTest, ErrorsNameFileLineAndField) {
       {"version: 1\nbackend: x\nmodels: [1]\n", "p.yaml:3:9: models: expected a mapping"},
       {"version: 1\nbackend: x\nmodels:\n  m: {training_per_1m_tokens: -1, "
        "input_per_1m_tokens: 0, output_per_1m_tokens: 0, source: s, as_of: d}\n",
-       "p.yaml:4:31: models.m.training_per_1m_tokens: expected a non-negative number, got \"-1\""},
+       "p.yaml:4:31: models.m.training_per_1m_tokens: expected a non-negative number or unknown, got \"-1\""},
       {"version: 1\nbackend: x\nmodels:\n  m: {training_per_1m_tokens: 1, "
        "input_per_1m_tokens: 0, output_per_1m_tokens: 0}\n",
        "p.yaml:4:6: models.m: every price needs its source and as_of date"},
