@@ -1,5 +1,10 @@
 #include "coordinator/metrics.h"
 
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "ftb/v1/state.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "prometheus/counter.h"
 
 namespace ftb::coordinator {
@@ -52,6 +57,10 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
                 .Register(*registry_)),
       tasks_(prometheus::BuildGauge().Name("ftb_tasks").Help("Tasks by state").Register(*registry_)),
       cells_(prometheus::BuildGauge().Name("ftb_cells").Help("Cells by state").Register(*registry_)),
+      cells_finished_(prometheus::BuildCounter()
+                          .Name("ftb_cells_finished_total")
+                          .Help("Cells that finished (done or failed) while this coordinator ran")
+                          .Register(*registry_)),
       campaigns_(prometheus::BuildGauge()
                      .Name("ftb_campaigns")
                      .Help("Campaigns by state")
@@ -62,7 +71,7 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
                  .Register(*registry_)),
       workers_(prometheus::BuildGauge()
                    .Name("ftb_workers_connected")
-                   .Help("Workers seen in the last three minutes, by role")
+                   .Help("Workers seen in the last minute or holding a lease, by role")
                    .Register(*registry_)),
       budget_(prometheus::BuildGauge()
                   .Name("ftb_budget_remaining_usd")
@@ -98,11 +107,23 @@ void CoordinatorMetrics::LeaseExpired(v1::TaskKind kind, const std::string& back
   expiries_.Add({{"kind", KindLabel(kind)}, {"backend", backend}}).Increment();
 }
 
+void CoordinatorMetrics::CellFinished(bool failed) {
+  cells_finished_.Add({{"state", failed ? "failed" : "done"}}).Increment();
+}
+
 void CoordinatorMetrics::Refresh(const SchedulerSnapshot& s) {
   for (const auto& [state, n] : s.tasks_by_state) tasks_.Add({{"state", state}}).Set(double(n));
-  for (const auto& [state, n] : s.cells_by_state) cells_.Add({{"state", state}}).Set(double(n));
-  for (const char* state :
-       {"running", "succeeded", "failed", "cancelled", "paused_budget"}) {
+  for (const char* state : {"pending", "done", "failed", "cancelled"}) {
+    auto it = s.cells_by_state.find(state);
+    cells_.Add({{"state", state}}).Set(it == s.cells_by_state.end() ? 0.0 : double(it->second));
+  }
+  // Every state of the enum, so that no campaign drops out of the gauge
+  // (one paused by its provider did: the list was written by hand).
+  const google::protobuf::EnumDescriptor* states = v1::CampaignState_descriptor();
+  for (int i = 0; i < states->value_count(); ++i) {
+    if (states->value(i)->number() == v1::CAMPAIGN_STATE_UNSPECIFIED) continue;
+    std::string state = absl::AsciiStrToLower(states->value(i)->name());
+    state = state.substr(std::string("campaign_state_").size());
     auto it = s.campaigns_by_state.find(state);
     campaigns_.Add({{"state", state}})
         .Set(it == s.campaigns_by_state.end() ? 0.0 : double(it->second));

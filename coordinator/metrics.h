@@ -11,7 +11,10 @@
 //   ftb_tokens_total{kind,backend}                   tokens reported by tasks
 //   ftb_cost_usd_total{campaign,backend,model,kind}  dollars reported by tasks
 //   ftb_tasks{state}, ftb_cells{state}, ftb_campaigns{state}
-//   ftb_queue_depth{backend}, ftb_workers_connected{role}
+//   ftb_cells_finished_total{state="done|failed"}   cells finished since start
+//                                    (the pace of the Grafana ETA panel)
+//   ftb_queue_depth{backend}
+//   ftb_workers_connected{role}     seen in the last minute, or holding a lease
 //   ftb_budget_remaining_usd{campaign}               budget - spent - reserved
 //
 // Thread-safety: the observer methods and Refresh() run on the scheduler
@@ -43,6 +46,7 @@ class CoordinatorMetrics : public SchedulerObserver {
                      const v1::TaskResult& result) override;
   void TaskFailed(v1::TaskKind kind, const std::string& backend, bool will_retry) override;
   void LeaseExpired(v1::TaskKind kind, const std::string& backend) override;
+  void CellFinished(bool failed) override;
 
   // Sets the gauges from a snapshot.
   void Refresh(const SchedulerSnapshot& snapshot);
@@ -64,6 +68,7 @@ class CoordinatorMetrics : public SchedulerObserver {
   prometheus::Family<prometheus::Counter>& cost_;
   prometheus::Family<prometheus::Gauge>& tasks_;
   prometheus::Family<prometheus::Gauge>& cells_;
+  prometheus::Family<prometheus::Counter>& cells_finished_;
   prometheus::Family<prometheus::Gauge>& campaigns_;
   prometheus::Family<prometheus::Gauge>& queue_;
   prometheus::Family<prometheus::Gauge>& workers_;

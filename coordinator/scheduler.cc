@@ -1174,13 +1174,16 @@ void Scheduler::MarkCellDone(Campaign& c, uint32_t cell) {
   if (c.cell_state[cell] != v1::CELL_STATE_PENDING) return;
   c.cell_state[cell] = v1::CELL_STATE_DONE;
   ++c.cells_done;
+  if (observer_) observer_->CellFinished(/*failed=*/false);
 }
 
 void Scheduler::MarkCellFailed(Campaign& c, uint32_t cell) {
   if (c.cell_state[cell] == v1::CELL_STATE_FAILED) return;
+  const bool was_pending = c.cell_state[cell] == v1::CELL_STATE_PENDING;
   if (c.cell_state[cell] == v1::CELL_STATE_DONE) --c.cells_done;
   c.cell_state[cell] = v1::CELL_STATE_FAILED;
   ++c.cells_failed;
+  if (observer_ && was_pending) observer_->CellFinished(/*failed=*/true);
 }
 
 bool Scheduler::AdmitWithinBudget(Campaign& c, uint32_t task) {
@@ -1500,7 +1503,11 @@ SchedulerSnapshot Scheduler::Snapshot() const {
     s.tasks_by_state["cancelled"] += c->cancelled;
     s.cells_by_state["done"] += c->cells_done;
     s.cells_by_state["failed"] += c->cells_failed;
-    s.cells_by_state["pending"] += c->plan.cells.size() - c->cells_done - c->cells_failed;
+    // Cells that will never run are not waiting: a cancelled campaign's
+    // unfinished cells are "cancelled", not "pending" (the ETA divides by
+    // the pending ones).
+    s.cells_by_state[c->record.state() == v1::CAMPAIGN_STATE_CANCELLED ? "cancelled" : "pending"] +=
+        c->plan.cells.size() - c->cells_done - c->cells_failed;
     std::string state = v1::CampaignState_Name(c->record.state());
     for (char& ch : state) ch = static_cast<char>(std::tolower(ch));
     ++s.campaigns_by_state[state.substr(std::string("campaign_state_").size())];
@@ -1512,7 +1519,12 @@ SchedulerSnapshot Scheduler::Snapshot() const {
   }
   const int64_t now = clock_->NowMs();
   for (const auto& [index, w] : workers_) {
-    if (now - w->last_seen_ms > 180'000) continue;
+    // An idle worker polls every idle_retry_ms and a busy one heartbeats
+    // within a third of its shortest lease; one that holds a lease counts
+    // until that lease expires (it may be working, or dead: only the lease
+    // tells).
+    const bool holds_lease = index < worker_refs_.size() && worker_refs_[index] > 0;
+    if (now - w->last_seen_ms > kWorkerConnectedMs && !holds_lease) continue;
     ++s.workers_by_role[w->role == v1::WORKER_ROLE_JUDGE ? "judge" : "tune"];
   }
   return s;

@@ -84,15 +84,24 @@ class SchedulerObserver {
                              int64_t lease_to_done_ms, const v1::TaskResult& result) = 0;
   virtual void TaskFailed(v1::TaskKind kind, const std::string& backend, bool will_retry) = 0;
   virtual void LeaseExpired(v1::TaskKind kind, const std::string& backend) = 0;
+  // A cell left the pending state (done or failed) while the coordinator
+  // ran; not called for cells recovered as finished.
+  virtual void CellFinished(bool /*failed*/) {}
 };
+
+// How recently a worker without a lease must have been seen to count as
+// connected (SchedulerSnapshot::workers_by_role): an idle worker polls far
+// more often than this.
+inline constexpr int64_t kWorkerConnectedMs = 60'000;
 
 // Point-in-time counts for gauges.
 struct SchedulerSnapshot {
   std::map<std::string, uint64_t> tasks_by_state;      // pending, leased, done, ...
-  std::map<std::string, uint64_t> cells_by_state;      // pending, done, failed
+  std::map<std::string, uint64_t> cells_by_state;      // pending, done, failed, cancelled
   std::map<std::string, uint64_t> campaigns_by_state;  // running, succeeded, ...
   std::map<std::string, uint64_t> queue_by_backend;    // ready tasks
-  std::map<std::string, uint64_t> workers_by_role;     // seen in the last 3 minutes
+  // Workers seen within kWorkerConnectedMs, or holding an unexpired lease.
+  std::map<std::string, uint64_t> workers_by_role;
   // Active campaigns with a budget: dollars left after spend and reservations.
   std::map<std::string, double> budget_remaining_usd;
 };

@@ -631,6 +631,34 @@ TEST_F(SchedulerTest, AnswersBecomeJudgeTasksAndCellsFinishWhenJudged) {
   EXPECT_EQ(Progress(id).state(), v1::CAMPAIGN_STATE_SUCCEEDED);
 }
 
+// Issue 14 (metrics): a stopped worker counted as connected for three
+// minutes, and a cancelled campaign's cells as pending. Now a worker counts
+// while seen within kWorkerConnectedMs or while it holds a lease (until the
+// lease expires), and unfinished cells of a cancelled campaign are
+// "cancelled".
+TEST_F(SchedulerTest, SnapshotCountsLiveWorkersAndCancelledCells) {
+  std::string id = Submit(Spec(2, 3));  // 3 runs of 2 cells
+  Register("idle");
+  Register("busy");
+  ASSERT_EQ(Lease("busy", 1).size(), 1u);
+  EXPECT_EQ(scheduler_->Snapshot().workers_by_role["tune"], 2u);
+  clock_.AdvanceMs(kWorkerConnectedMs + 1);
+  // Neither was heard from for a minute; "busy" still holds a lease (10 s
+  // long here, not yet expired because Tick has not run).
+  EXPECT_EQ(scheduler_->Snapshot().workers_by_role["tune"], 1u);
+  scheduler_->Tick();  // the lease expires
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  EXPECT_EQ(scheduler_->Snapshot().workers_by_role["tune"], 0u);
+
+  EXPECT_EQ(scheduler_->Snapshot().cells_by_state["pending"], 6u);
+  ASSERT_TRUE(scheduler_->Cancel(id).ok());
+  ASSERT_TRUE(scheduler_->Commit().ok());
+  SchedulerSnapshot s = scheduler_->Snapshot();
+  EXPECT_EQ(s.cells_by_state["pending"], 0u);
+  EXPECT_EQ(s.cells_by_state["cancelled"], 6u);
+  EXPECT_EQ(s.campaigns_by_state["cancelled"], 1u);
+}
+
 // Issue 18 item 5: workers not seen for the eviction period are forgotten
 // (before, every worker id ever registered stayed in memory) and register
 // again as after a restart; a lease they hold still expires normally.

@@ -4,8 +4,12 @@
 Starts Debian's `prometheus` on loopback (own config, temporary storage),
 scraping an `ftb coordinator --metrics-listen` and an `ftb worker
 --metrics-listen`; runs a small campaign on the `test` backend with a fixed
-price per task; then asks Prometheus' HTTP API for the completed-task and
-cost counters and checks they reached the expected values.
+price per task, whose first attempts fail (so the error panels have data);
+while it runs, every query of every panel of deploy/grafana/ftb-dashboard.json
+must return data at least once (the ETA panel while cells are pending and
+finishing); then asks Prometheus' HTTP API for the completed-task and cost
+counters and checks they reached the expected values; last, a cancelled
+campaign's cells are counted as cancelled, not pending.
 
 usage: prometheus_test.py FTB_BINARY
 
@@ -28,7 +32,9 @@ import urllib.request
 FTB = sys.argv[1]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 SKIP = 77            # SKIP_RETURN_CODE in tests/CMakeLists.txt
-SEEDS = 20           # 20 training runs ...
+DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "deploy", "grafana",
+                         "ftb-dashboard.json")
+SEEDS = 24           # 24 training runs ...
 PRICE = 0.25         # ... at $0.25 each
 SPEC = """name: metrics
 datasets:
@@ -36,11 +42,31 @@ datasets:
 models:
   - name: fixture
     backend: test
-    options: {sleep_ms_min: 10, sleep_ms_max: 30, cost_usd_per_task: %s}
+    options: {sleep_ms_min: 300, sleep_ms_max: 500, cost_usd_per_task: %s,
+              fail_first_attempts: 1}
 grid:
   epochs: [1, 2]
   seed: [%s]
+retry: {max_attempts: 3, initial_backoff_seconds: 0.2}
 """ % (PRICE, ", ".join(str(s) for s in range(SEEDS)))
+# Nobody serves `local` here: it stays pending until cancelled.
+UNSERVED_SPEC = """name: unserved
+datasets:
+  - {source: builtin, name: people, size: 2, seed: 1}
+models:
+  - {name: tiny, backend: local}
+grid:
+  epochs: [1, 2, 3]
+  seed: [0, 1]
+"""
+
+
+def dashboard_queries():
+    """(panel title, [expr, ...]) of every panel of the Grafana dashboard."""
+    with open(DASHBOARD) as f:
+        board = json.load(f)
+    return [(p["title"], [t["expr"] for t in p.get("targets", []) if "expr" in t])
+            for p in board["panels"] if p.get("targets")]
 
 
 def free_port():
@@ -130,13 +156,32 @@ scrape_configs:
                 break
             except subprocess.CalledProcessError:
                 time.sleep(0.2)
-        deadline = time.time() + 60
+        # While it runs: every panel's queries, until each panel has shown data.
+        missing = dict(dashboard_queries())
+        self.assertIn("ETA (hours, at the last hour's pace)", missing)
+        eta = None
+        deadline = time.time() + 90
         while time.time() < deadline:
+            for title, exprs in list(missing.items()):
+                try:
+                    results = [self.query(e) for e in exprs]
+                except OSError:
+                    continue  # Prometheus still starting
+                if any(results):
+                    if title.startswith("ETA"):
+                        eta = float(results[0][0]["value"][1])
+                    del missing[title]
             status = json.loads(self.ftb("status", campaign, "--json", "--coordinator", self.coord))
-            if status.get("state") == "CAMPAIGN_STATE_SUCCEEDED":
+            if status.get("state") == "CAMPAIGN_STATE_SUCCEEDED" and not missing:
                 break
             time.sleep(0.5)
         self.assertEqual(status.get("state"), "CAMPAIGN_STATE_SUCCEEDED", status)
+        self.assertEqual(missing, {}, "dashboard panels that never showed data")
+        # rate(...[1h]) divides by the whole hour, so in a campaign's first
+        # hour the ETA overstates the time left; it must be a finite positive
+        # number of hours (it was "No data" before).
+        self.assertGreater(eta, 0)
+        self.assertLess(eta, 1e6, "ETA in hours")
 
         self.wait_for_value('sum(ftb_task_completions_total{kind="tune",backend="test"})', SEEDS)
         self.wait_for_value('sum(ftb_cost_usd_total{campaign="%s",backend="test",'
@@ -147,6 +192,19 @@ scrape_configs:
         # Both targets are up and scraped.
         up = {r["metric"]["job"]: r["value"][1] for r in self.query("up")}
         self.assertEqual(up, {"ftb-coordinator": "1", "ftb-worker": "1"})
+
+        # A cancelled campaign's cells are no longer pending (they kept the
+        # ETA panel counting work that will never run).
+        unserved = os.path.join(self.dir, "unserved.yaml")
+        with open(unserved, "w") as f:
+            f.write(UNSERVED_SPEC)
+        other = self.ftb("submit", unserved, "--coordinator", self.coord).strip()
+        self.wait_for_value('ftb_cells{state="pending"}', 6)
+        self.ftb("cancel", other, "--coordinator", self.coord)
+        self.wait_for_value('ftb_cells{state="pending"}', 0)
+        self.wait_for_value('ftb_cells{state="cancelled"}', 6)
+        self.wait_for_value('ftb_campaigns{state="cancelled"}', 1)
+        self.wait_for_value('ftb_campaigns{state="paused_provider"}', 0)
 
 
 if __name__ == "__main__":
