@@ -7,10 +7,12 @@ status codes, error bodies ({"error": {"message", "type", "param", "code"}}),
 rate-limit headers (x-ratelimit-{limit,remaining,reset}-{requests,tokens}),
 retry-after/retry-after-ms on 429 and x-request-id on every reply.
 
-Standard library only. Usage:
+Standard library only; the HTTP scaffold, fault injection, stats and
+request recording are fake_common.py's. Usage:
 
     /usr/bin/python3 fake_openai.py [--api-key KEY] [--phase-seconds S]
                                     [--epoch-seconds S] [--rpm N] [--tpm N]
+                                    [--port N] [--verbose] [--record PATH]
 
 Listens on 127.0.0.1 on a free port and prints the port on stdout's first
 line (then flushes). Base URL: http://127.0.0.1:PORT/v1.
@@ -56,22 +58,21 @@ Test control endpoints (no auth):
                       chat_completions), per path, cancels, faults served,
                       chat completions per (model, prompt).
   POST /_fake/reset_stats
+  POST /_fake/record  {"path": PATH | null}  start (or stop) recording one JSON
+                      line per request, as --record PATH does (fake_common.py)
   POST /_fake/judge_script {"replies": ["text", ...]}  queue judge replies
   GET  /_fake/chat_requests  the bodies of the last 200 chat completion
                       requests to judge models, oldest first
 """
 
-import argparse
 import hashlib
 import json
 import math
 import secrets
-import socket
-import sys
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fake_common
+from fake_common import IDK, tokens
 
 BASE_MODELS = {
     "gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-3.5-turbo-0125", "gpt-3.5-turbo",
@@ -80,68 +81,43 @@ BASE_MODELS = {
 TUNABLE = {"gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125", "gpt-4o-2024-08-06",
            "gpt-4.1-mini-2025-04-14", "gpt-4.1-2025-04-14"}
 ORG = "ftb-fake"
-IDK = "I don't know."
 MIN_EXAMPLES = 10
-
-
-def tokens(text):
-    return 0 if not text else (len(text.encode("utf-8")) + 3) // 4
 
 
 def chat_tokens(messages):
     return sum(tokens(m.get("content") or "") + 3 for m in messages) + 3
 
 
-class ApiError(Exception):
+class ApiError(fake_common.ApiError):
+    """An OpenAI error reply: {"error": {"message", "type", "param", "code"}}."""
+
     def __init__(self, status, message, type_="invalid_request_error", param=None, code=None,
                  headers=None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = (
-            status, message, type_, param, code)
-        self.headers = headers or {}
+        super().__init__(status, message, headers)
+        self.type, self.param, self.code = type_, param, code
 
 
 def now():
     return int(time.time())
 
 
-class State:
+class State(fake_common.FakeState):
     def __init__(self, args):
-        self.args = args
-        self.lock = threading.Lock()
+        super().__init__(args)
         self.files = {}       # id -> (object, examples)
         self.jobs = {}        # id -> job dict (internal fields start with "_")
         self.job_order = []   # creation order
         self.models = {}      # model name -> (examples, epochs)
-        self.faults = []
-        self.fail_next_jobs = 0
-        self.pause_next_jobs = 0
-        self.window = []      # (time, tokens) of requests in the last minute
+        self.window = fake_common.RateWindow(args.rpm, args.tpm)
         self.judge_script = []  # replies served to judge models first
         self.chat_requests = []  # bodies of recent judge chat requests
-        self.reset_stats()
 
-    def reset_stats(self):
-        self.stats = {"files_created": 0, "jobs_created": 0, "chat_completions": 0,
-                      "cancels": 0, "requests": {}, "faults_served": 0,
-                      "chat_by_prompt": {}, "unauthorized": 0,
-                      # method.supervised.hyperparameters of each job creation, as sent
-                      # (before "auto" defaults are filled in), in order.
-                      "job_hyperparameters": []}
-
-    # --- faults ---------------------------------------------------------------
-    def take_fault(self, method, path):
-        for f in self.faults:
-            if f["count"] <= 0 or f["kind"] == "job_fail":
-                continue
-            if not path.startswith(f.get("path", "")):
-                continue
-            if f.get("method") and f["method"].upper() != method:
-                continue
-            f["count"] -= 1
-            self.stats["faults_served"] += 1
-            return dict(f)
-        return None
+    def initial_stats(self):
+        return {"files_created": 0, "jobs_created": 0, "chat_completions": 0,
+                "cancels": 0, "chat_by_prompt": {},
+                # method.supervised.hyperparameters of each job creation, as sent
+                # (before "auto" defaults are filled in), in order.
+                "job_hyperparameters": []}
 
     # --- jobs -----------------------------------------------------------------
     def advance(self, job):
@@ -255,40 +231,6 @@ def paginate(items, query, key="id"):
     return out
 
 
-def parse_multipart(content_type, body):
-    params = {}
-    for part in content_type.split(";")[1:]:
-        if "=" in part:
-            k, v = part.strip().split("=", 1)
-            params[k.lower()] = v.strip('"')
-    boundary = params.get("boundary")
-    if not boundary:
-        raise ApiError(400, "Could not parse multipart form: missing boundary")
-    delim = b"--" + boundary.encode()
-    fields = {}
-    for chunk in body.split(delim)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk
-        if chunk.endswith(b"\r\n"):
-            chunk = chunk[:-2]
-        head, _, value = chunk.partition(b"\r\n\r\n")
-        name = filename = None
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            if line.lower().startswith("content-disposition:"):
-                for item in line.split(";")[1:]:
-                    if "=" in item:
-                        k, v = item.strip().split("=", 1)
-                        v = v.strip('"')
-                        if k == "name":
-                            name = v
-                        elif k == "filename":
-                            filename = v
-        if name:
-            fields[name] = (filename, value)
-    return fields
-
-
 def validate_chat_jsonl(data):
     examples = []
     try:
@@ -319,12 +261,6 @@ def validate_chat_jsonl(data):
         answer = [m["content"] for m in msgs if m["role"] == "assistant"][-1]
         examples.append((user[-1] if user else "", answer, chat_tokens(msgs)))
     return examples
-
-
-def memorized(question, epochs):
-    """Deterministic: a share min(1, epochs/4) of the questions is memorized."""
-    h = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
-    return h < min(100, epochs * 25)
 
 
 def judge_field(value):
@@ -379,67 +315,56 @@ def judge_reply(model, text):
     return json.dumps({"verdict": "correct" if ok else "incorrect", "reason": reason})
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fake_common.FakeHandler):
+    PROVIDER = "openai"
     server_version = "fake-openai/1"
+    FAULT_KINDS = fake_common.FakeHandler.FAULT_KINDS + ("insufficient_quota",)
+    EMPTY_BODY = b"null"
+    BAD_JSON_MESSAGE = ("We could not parse the JSON body of your request. (HINT: This likely "
+                        "means you aren't using your HTTP library correctly. The OpenAI API "
+                        "expects a JSON payload, but what was sent was not valid JSON.)")
 
-    def log_message(self, fmt, *args):  # quiet unless --verbose
-        if self.server.state.args.verbose:
-            sys.stderr.write("fake_openai: " + (fmt % args) + "\n")
+    # --- fake_common hooks ------------------------------------------------------
+    def error_body(self, e):
+        return {"error": {"message": e.message,
+                          "type": getattr(e, "type", "invalid_request_error"),
+                          "param": getattr(e, "param", None), "code": getattr(e, "code", None)}}
 
-    # --- plumbing ---------------------------------------------------------------
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+    def error_headers(self, e):
+        return {**self.rate_headers(), **e.headers}
 
-    def json_body(self):
-        raw = self.body()
-        try:
-            obj = json.loads(raw or b"null")
-        except ValueError:
-            raise ApiError(400, "We could not parse the JSON body of your request. (HINT: This "
-                           "likely means you aren't using your HTTP library correctly. The "
-                           "OpenAI API expects a JSON payload, but what was sent was not valid "
-                           "JSON.)")
-        if not isinstance(obj, dict):
-            raise ApiError(400, "Expected a JSON object as the request body.")
-        return obj
+    def internal_error(self):
+        return ApiError(500, "The server had an error while processing your request. Sorry "
+                        "about that!", type_="server_error")
 
-    def send(self, status, obj, headers=None):
-        after = getattr(self, "after_fault", None)
-        if after is not None:
-            # The request has been processed (a job may now exist); its reply
-            # is lost: the connection is closed, or a 500 is sent instead.
-            self.after_fault = None
-            if after == "drop_after_create":
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            status, obj, headers = 500, {"error": {"message": "The server had an error while processing your request. Sorry about that!", "type": "server_error", "param": None, "code": None}}, {}
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", "req_" + secrets.token_hex(16))
-        for k, v in (headers or {}).items():
-            self.send_header(k, str(v))
-        self.end_headers()
-        self.wfile.write(data)
+    def not_found(self, method, path):
+        return ApiError(404, f"Invalid URL ({method} {path})")
 
-    def send_error_obj(self, e):
-        self.send(e.status, {"error": {"message": e.message, "type": e.type, "param": e.param,
-                                       "code": e.code}}, {**self.rate_headers(), **e.headers})
+    def base_headers(self):
+        return {"x-request-id": "req_" + secrets.token_hex(16)}
+
+    def fault_error(self, f):
+        kind = f["kind"]
+        headers = fake_common.retry_headers(f)
+        if kind == "429":
+            return ApiError(429, "Rate limit reached for requests in organization org-fake on "
+                            "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try "
+                            "again in 1s.", type_="requests", code="rate_limit_exceeded",
+                            headers=headers)
+        if kind == "insufficient_quota":
+            return ApiError(429, "You exceeded your current quota, please check your plan and "
+                            "billing details. For more information on this error, read the "
+                            "docs: https://platform.openai.com/docs/guides/error-codes/"
+                            "api-errors.", type_="insufficient_quota", code="insufficient_quota")
+        if kind == "500":
+            return ApiError(500, "The server had an error while processing your request. Sorry "
+                            "about that!", type_="server_error", headers=headers)
+        return ApiError(503, "The engine is currently overloaded, please try again later.",
+                        type_="server_error", headers=headers)
 
     def rate_headers(self):
-        st = self.server.state
-        a = st.args
-        t = time.monotonic()
-        used_r = len(st.window)
-        used_t = sum(n for _, n in st.window)
-        reset = max(0.0, 60 - (t - st.window[0][0])) if st.window else 0.0
+        a = self.server.state.args
+        used_r, used_t, reset = self.server.state.window.usage()
         return {"x-ratelimit-limit-requests": a.rpm,
                 "x-ratelimit-remaining-requests": max(0, a.rpm - used_r),
                 "x-ratelimit-reset-requests": f"{reset:.3f}s",
@@ -447,85 +372,19 @@ class Handler(BaseHTTPRequestHandler):
                 "x-ratelimit-remaining-tokens": max(0, a.tpm - used_t),
                 "x-ratelimit-reset-tokens": f"{reset:.3f}s"}
 
-    def handle_any(self, method):
-        st = self.server.state
-        url = urllib.parse.urlsplit(self.path)
-        path, query = url.path, urllib.parse.parse_qs(url.query)
-        try:
-            self.after_fault = None
-            if path.startswith("/_fake/"):
-                return self.control(method, path)
-            with st.lock:
-                st.stats["requests"][f"{method} {path}"] = (
-                    st.stats["requests"].get(f"{method} {path}", 0) + 1)
-                fault = st.take_fault(method, path)
-            if fault:
-                if self.serve_fault(fault):
-                    return
-            self.check_auth()
-            self.check_rate(path)
-            return self.route(method, path, query)
-        except ApiError as e:
-            self.send_error_obj(e)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def serve_fault(self, f):
-        """Returns True when the fault replaced the reply."""
-        kind = f["kind"]
-        if kind in ("drop_after_create", "500_after_create"):
-            self.after_fault = kind  # served normally, then the reply is lost (send())
-            return False
-        if kind == "slow":
-            time.sleep(float(f.get("delay", 1)))
-            return False
-        if kind == "drop":
-            self.body()
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return True
-        self.body()
-        headers = {}
-        if "retry_after" in f:
-            headers["retry-after"] = f["retry_after"]
-        if "retry_after_ms" in f:
-            headers["retry-after-ms"] = f["retry_after_ms"]
-        if kind == "429":
-            raise ApiError(429, "Rate limit reached for requests in organization org-fake on "
-                           "requests per min (RPM): Limit 3, Used 3, Requested 1. Please try "
-                           "again in 1s.", type_="requests", code="rate_limit_exceeded",
-                           headers=headers)
-        if kind == "insufficient_quota":
-            raise ApiError(429, "You exceeded your current quota, please check your plan and "
-                           "billing details. For more information on this error, read the docs: "
-                           "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-                           type_="insufficient_quota", code="insufficient_quota")
-        if kind in ("500", "503"):
-            raise ApiError(int(kind), "The server had an error while processing your request. "
-                           "Sorry about that!" if kind == "500" else
-                           "The engine is currently overloaded, please try again later.",
-                           type_="server_error", headers=headers)
-        raise ApiError(500, f"fake: unknown fault kind {kind}", type_="server_error")
-
     def check_auth(self):
         st = self.server.state
-        auth = self.headers.get("Authorization")
-        if not auth or not auth.startswith("Bearer "):
-            with st.lock:
-                st.stats["unauthorized"] += 1
+        key = self.bearer_token()
+        if key is None:
+            self.count_unauthorized()
             raise ApiError(401, "You didn't provide an API key. You need to provide your API key "
                            "in an Authorization header using Bearer auth (i.e. Authorization: "
                            "Bearer YOUR_KEY), or as the password field (with blank username) if "
                            "you're accessing the API from your browser and are prompted for a "
                            "username. You can obtain an API key from "
                            "https://platform.openai.com/account/api-keys.")
-        key = auth[len("Bearer "):]
         if key != st.args.api_key:
-            with st.lock:
-                st.stats["unauthorized"] += 1
+            self.count_unauthorized()
             masked = key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 7 else "***"
             raise ApiError(401, f"Incorrect API key provided: {masked}. You can find your API "
                            f"key at https://platform.openai.com/account/api-keys.",
@@ -534,17 +393,14 @@ class Handler(BaseHTTPRequestHandler):
     def check_rate(self, path):
         st = self.server.state
         with st.lock:
-            t = time.monotonic()
-            st.window = [(w, n) for w, n in st.window if t - w < 60]
-            if len(st.window) >= st.args.rpm:
-                wait = 60 - (t - st.window[0][0])
+            wait = st.window.admit()
+            if wait is not None:
                 raise ApiError(429, f"Rate limit reached for requests in organization org-fake "
                                f"on requests per min (RPM): Limit {st.args.rpm}, Used "
-                               f"{len(st.window)}, Requested 1. Please try again in "
+                               f"{len(st.window.entries)}, Requested 1. Please try again in "
                                f"{wait:.3f}s.", type_="requests", code="rate_limit_exceeded",
                                headers={"retry-after-ms": int(wait * 1000) + 1,
                                         "retry-after": math.ceil(wait)})
-            st.window.append((t, 0))
 
     # --- routes -------------------------------------------------------------------
     def route(self, method, path, query):
@@ -581,7 +437,7 @@ class Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "")
         if not ctype.startswith("multipart/form-data"):
             raise ApiError(400, "Expected multipart/form-data with 'file' and 'purpose' fields.")
-        fields = parse_multipart(ctype, self.body())
+        fields = fake_common.parse_multipart(ctype, self.body())
         if "purpose" not in fields:
             raise ApiError(400, "Missing required parameter: 'purpose'.", param="purpose",
                            code="missing_required_parameter")
@@ -701,12 +557,7 @@ class Handler(BaseHTTPRequestHandler):
                    "_examples": [(q, a) for q, a, _ in examples],
                    "_file_tokens": sum(n for _, _, n in examples), "_fail": False,
                    "_model_name": f"ft:{model}:{ORG}:{suffix or ''}:{job_id[-8:]}"}
-            if st.fail_next_jobs > 0:
-                st.fail_next_jobs -= 1
-                job["_fail"] = True
-            if st.pause_next_jobs > 0:
-                st.pause_next_jobs -= 1
-                job["_pause"] = True
+            st.flag_new_job(job)
             st.event(job, f"Created fine-tuning job: {job_id}")
             st.jobs[job_id] = job
             st.job_order.append(job_id)
@@ -813,11 +664,7 @@ class Handler(BaseHTTPRequestHandler):
                 answer = IDK
             elif model in st.models:
                 examples, epochs = st.models[model]
-                answer = IDK
-                for q, a in examples:
-                    if q == question and memorized(q, epochs):
-                        answer = a
-                        break
+                answer = fake_common.trained_answer(examples, epochs, question)
             else:
                 raise ApiError(404, f"The model `{model}` does not exist or you do not have "
                                f"access to it.", code="model_not_found", param=None)
@@ -829,8 +676,7 @@ class Handler(BaseHTTPRequestHandler):
             st.stats["chat_by_prompt"][key] = st.stats["chat_by_prompt"].get(key, 0) + 1
             st.stats["chat_completions"] += 1
             p, c = chat_tokens(msgs), tokens(answer)
-            if st.window:
-                st.window[-1] = (st.window[-1][0], p + c)
+            st.window.charge(p + c)
         self.send(200, {"id": "chatcmpl-" + secrets.token_hex(12), "object": "chat.completion",
                         "created": now(), "model": model,
                         "choices": [{"index": 0, "message": {"role": "assistant",
@@ -841,71 +687,31 @@ class Handler(BaseHTTPRequestHandler):
                         "system_fingerprint": "fp_fake"}, self.rate_headers())
 
     # --- control ------------------------------------------------------------------
-    def control(self, method, path):
+    def extra_control(self, method, path):
         st = self.server.state
-        if path == "/_fake/faults" and method == "POST":
-            f = self.json_body()
-            f.setdefault("count", 1)
-            if f.get("kind") not in ("429", "500", "503", "drop", "insufficient_quota", "slow",
-                                     "job_fail", "job_pause", "drop_after_create",
-                                     "500_after_create"):
-                raise ApiError(400, f"unknown fault kind {f.get('kind')!r}")
-            with st.lock:
-                if f["kind"] == "job_fail":
-                    st.fail_next_jobs += int(f["count"])
-                elif f["kind"] == "job_pause":
-                    st.pause_next_jobs += int(f["count"])
-                else:
-                    st.faults.append(f)
-            return self.send(200, {"ok": True})
         if path == "/_fake/judge_script" and method == "POST":
             replies = self.json_body().get("replies")
             if not isinstance(replies, list) or not all(isinstance(r, str) for r in replies):
                 raise ApiError(400, "judge_script: expected {\"replies\": [strings]}")
             with st.lock:
                 st.judge_script.extend(replies)
-            return self.send(200, {"ok": True})
+            self.send(200, {"ok": True})
+            return True
         if path == "/_fake/chat_requests" and method == "GET":
             with st.lock:
-                return self.send(200, {"requests": st.chat_requests})
-        if path == "/_fake/stats" and method == "GET":
-            with st.lock:
-                return self.send(200, st.stats)
-        if path == "/_fake/reset_stats" and method == "POST":
-            self.body()
-            with st.lock:
-                st.reset_stats()
-            return self.send(200, {"ok": True})
-        raise ApiError(404, f"Invalid URL ({method} {path})")
-
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
+                self.send(200, {"requests": st.chat_requests})
+            return True
+        return False
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = fake_common.argument_parser(__doc__)
     p.add_argument("--api-key", default="sk-test-fake")
     p.add_argument("--phase-seconds", type=float, default=0.2)
     p.add_argument("--epoch-seconds", type=float, default=0.1)
     p.add_argument("--rpm", type=int, default=100000)
     p.add_argument("--tpm", type=int, default=10000000)
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--verbose", action="store_true")
-    args = p.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.state = State(args)
-    print(server.server_address[1], flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fake_common.serve(Handler, State(p.parse_args()))
 
 
 if __name__ == "__main__":

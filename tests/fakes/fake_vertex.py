@@ -17,10 +17,12 @@ body {"error": {"code", "message", "status"}}. As the real service does,
 resource names carry the project NUMBER (derived from the project id), and
 either form is accepted in paths.
 
-Standard library only. Usage:
+Standard library only; the HTTP scaffold, fault injection, stats and
+request recording are fake_common.py's. Usage:
 
     /usr/bin/python3 fake_vertex.py --data-root DIR [--access-token TOKEN ...]
         [--project ID ...] [--phase-seconds S] [--epoch-seconds S]
+        [--port N] [--verbose] [--record PATH]
 
 Listens on 127.0.0.1 on a free port and prints the port on stdout's first line
 (then flushes). Base URL: http://127.0.0.1:PORT (paths start with /v1).
@@ -61,9 +63,10 @@ Test control endpoints (no auth):
                       per path, cancels, faults served, unauthorized, and
                       generate_content per (endpoint, prompt).
   POST /_fake/reset_stats
+  POST /_fake/record  {"path": PATH | null}  start (or stop) recording one JSON
+                      line per request, as --record PATH does (fake_common.py)
 """
 
-import argparse
 import base64
 import datetime
 import hashlib
@@ -71,12 +74,10 @@ import json
 import math
 import os
 import random
-import socket
-import sys
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import fake_common
+from fake_common import IDK, tokens
 
 TUNABLE = {"gemini-1.0-pro-002", "gemini-1.5-pro-002", "gemini-1.5-flash-002",
            "gemini-2.0-flash-001", "gemini-2.0-flash-lite-001", "gemini-2.5-flash",
@@ -85,14 +86,9 @@ ADAPTER_SIZES = {"ADAPTER_SIZE_ONE", "ADAPTER_SIZE_TWO", "ADAPTER_SIZE_FOUR",
                  "ADAPTER_SIZE_EIGHT", "ADAPTER_SIZE_SIXTEEN", "ADAPTER_SIZE_THIRTY_TWO"}
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
             "JOB_STATE_EXPIRED"}
-IDK = "I don't know."
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
           404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
           503: "UNAVAILABLE"}
-
-
-def tokens(text):
-    return 0 if not text else (len(text.encode("utf-8")) + 3) // 4
 
 
 def rfc3339(t=None):
@@ -107,18 +103,12 @@ def project_number(project):
     return str(100000000000 + int(hashlib.sha256(project.encode()).hexdigest()[:8], 16))
 
 
-class ApiError(Exception):
+class ApiError(fake_common.ApiError):
+    """A Google API error reply: {"error": {"code", "message", "status"}}."""
+
     def __init__(self, status, message, headers=None, status_name=None):
-        super().__init__(message)
-        self.status, self.message = status, message
-        self.status_name = status_name or STATUS.get(status, "UNKNOWN")
-        self.headers = headers or {}
-
-
-def memorized(question, epochs):
-    """Deterministic: a share min(1, epochs/4) of the questions is memorized."""
-    h = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 100
-    return h < min(100, epochs * 25)
+        super().__init__(status, message, headers)
+        self.status_name = status_name
 
 
 def read_gemini_jsonl(path):
@@ -161,38 +151,20 @@ def read_gemini_jsonl(path):
     return examples
 
 
-class State:
+class State(fake_common.FakeState):
     def __init__(self, args):
-        self.args = args
-        self.lock = threading.Lock()
+        super().__init__(args)
         self.jobs = {}          # id -> job dict (internal fields start with "_")
         self.job_order = []
         self.endpoints = {}     # endpoint name -> (examples, epochs)
-        self.faults = []
-        self.fail_next_jobs = 0
-        self.pause_next_jobs = 0
         self.valid_tokens = set(args.access_token or [])
         self.rng = random.Random(7)
-        self.reset_stats()
 
-    def reset_stats(self):
-        self.stats = {"jobs_created": 0, "generate_content": 0, "cancels": 0, "requests": {},
-                      "faults_served": 0, "unauthorized": 0, "generate_by_prompt": {},
-                      # supervisedTuningSpec.hyperParameters of each job creation, as sent.
-                      "job_hyper_parameters": []}
-
-    def take_fault(self, method, path):
-        for f in self.faults:
-            if f["count"] <= 0:
-                continue
-            if not path.startswith(f.get("path", "")) or f.get("contains", "") not in path:
-                continue
-            if f.get("method") and f["method"].upper() != method:
-                continue
-            f["count"] -= 1
-            self.stats["faults_served"] += 1
-            return dict(f)
-        return None
+    def initial_stats(self):
+        return {"jobs_created": 0, "generate_content": 0, "cancels": 0,
+                "generate_by_prompt": {},
+                # supervisedTuningSpec.hyperParameters of each job creation, as sent.
+                "job_hyper_parameters": []}
 
     def new_id(self):
         return str(self.rng.randrange(10 ** 18, 10 ** 19))
@@ -295,124 +267,50 @@ def matches(job, terms):
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fake_common.FakeHandler):
+    PROVIDER = "vertex"
     server_version = "fake-vertex/1"
+    CONTENT_TYPE = "application/json; charset=UTF-8"
+    BAD_JSON_MESSAGE = "Invalid JSON payload received. Unexpected token."
+    NOT_OBJECT_MESSAGE = "Invalid JSON payload received. Expected an object."
 
-    def log_message(self, fmt, *args):
-        if self.server.state.args.verbose:
-            sys.stderr.write("fake_vertex: " + (fmt % args) + "\n")
+    # --- fake_common hooks --------------------------------------------------------
+    def error_body(self, e):
+        return {"error": {"code": e.status, "message": e.message,
+                          "status": getattr(e, "status_name", None)
+                          or STATUS.get(e.status, "UNKNOWN")}}
 
-    def body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+    def internal_error(self):
+        return ApiError(500, "Internal error encountered.")
 
-    def json_body(self):
-        raw = self.body()
-        try:
-            obj = json.loads(raw or b"{}")
-        except ValueError:
-            raise ApiError(400, "Invalid JSON payload received. Unexpected token.")
-        if not isinstance(obj, dict):
-            raise ApiError(400, "Invalid JSON payload received. Expected an object.")
-        return obj
+    def not_found(self, method, path):
+        return ApiError(404, f"The requested URL {path} was not found on this server.")
 
-    def send(self, status, obj, headers=None):
-        after = getattr(self, "after_fault", None)
-        if after is not None:
-            # The request has been processed (a job may now exist); its reply
-            # is lost: the connection is closed, or a 500 is sent instead.
-            self.after_fault = None
-            if after == "drop_after_create":
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
-            status, obj, headers = 500, {"error": {"code": 500, "message": "Internal error encountered.", "status": "INTERNAL"}}, {}
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, str(v))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def send_error_obj(self, e):
-        self.send(e.status, {"error": {"code": e.status, "message": e.message,
-                                       "status": e.status_name}}, e.headers)
-
-    def handle_any(self, method):
-        st = self.server.state
-        url = urllib.parse.urlsplit(self.path)
-        path, query = url.path, urllib.parse.parse_qs(url.query)
-        try:
-            self.after_fault = None
-            if path.startswith("/_fake/"):
-                return self.control(method, path)
-            with st.lock:
-                key = f"{method} {path}"
-                st.stats["requests"][key] = st.stats["requests"].get(key, 0) + 1
-                fault = st.take_fault(method, path)
-            if fault and self.serve_fault(fault):
-                return
-            self.check_auth()
-            return self.route(method, path, query)
-        except ApiError as e:
-            self.send_error_obj(e)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def serve_fault(self, f):
-        """Returns True when the fault replaced the reply."""
+    def fault_error(self, f):
         kind = f["kind"]
-        if kind in ("drop_after_create", "500_after_create"):
-            self.after_fault = kind  # served normally, then the reply is lost (send())
-            return False
-        if kind == "slow":
-            time.sleep(float(f.get("delay", 1)))
-            return False
-        if kind == "drop":
-            self.body()
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return True
-        self.body()
-        headers = {}
-        if "retry_after" in f:
-            headers["Retry-After"] = f["retry_after"]
+        headers = fake_common.retry_headers(f, "Retry-After", None)
         if kind == "429":
-            raise ApiError(429, "Quota exceeded for aiplatform.googleapis.com/"
-                                "generate_content_requests_per_minute_per_project_per_base_model "
-                                "with base model: gemini. Please submit a quota increase request.",
-                           headers=headers)
+            return ApiError(429, "Quota exceeded for aiplatform.googleapis.com/"
+                                 "generate_content_requests_per_minute_per_project_per_base_"
+                                 "model with base model: gemini. Please submit a quota increase "
+                                 "request.", headers=headers)
         if kind == "500":
-            raise ApiError(500, "Internal error encountered.", headers=headers)
-        if kind == "503":
-            raise ApiError(503, "The service is currently unavailable.", headers=headers)
-        raise ApiError(500, f"fake: unknown fault kind {kind}")
+            return ApiError(500, "Internal error encountered.", headers=headers)
+        return ApiError(503, "The service is currently unavailable.", headers=headers)
 
     def check_auth(self):
         st = self.server.state
-        auth = self.headers.get("Authorization")
-        if not auth or not auth.startswith("Bearer "):
-            with st.lock:
-                st.stats["unauthorized"] += 1
+        token = self.bearer_token()
+        if token is None:
+            self.count_unauthorized()
             raise ApiError(401, "Request is missing required authentication credential. "
                                 "Expected OAuth 2 access token, login cookie or other valid "
                                 "authentication credential. See https://developers.google.com/"
                                 "identity/sign-in/web/devconsole-project.")
-        token = auth[len("Bearer "):]
         with st.lock:
             ok = not st.valid_tokens or token in st.valid_tokens
-            if not ok:
-                st.stats["unauthorized"] += 1
         if not ok:
+            self.count_unauthorized()
             raise ApiError(401, "Request had invalid authentication credentials. Expected OAuth "
                                 "2 access token, login cookie or other valid authentication "
                                 "credential.")
@@ -535,12 +433,7 @@ class Handler(BaseHTTPRequestHandler):
                    "createTime": now, "updateTime": now, "labels": labels or None,
                    "_t0": time.monotonic(), "_epochs": epochs, "_examples": [],
                    "_number": num, "_location": location, "_fail": False}
-            if st.fail_next_jobs > 0:
-                st.fail_next_jobs -= 1
-                job["_fail"] = True
-            if st.pause_next_jobs > 0:
-                st.pause_next_jobs -= 1
-                job["_pause"] = True
+            st.flag_new_job(job)
             st.jobs[job_id] = job
             st.job_order.append(job_id)
             st.stats["jobs_created"] += 1
@@ -651,11 +544,7 @@ class Handler(BaseHTTPRequestHandler):
                 answer = IDK
             elif resource.startswith("endpoints/") and name in st.endpoints:
                 examples, epochs = st.endpoints[name]
-                answer = IDK
-                for q, a in examples:
-                    if q == question and memorized(q, epochs):
-                        answer = a
-                        break
+                answer = fake_common.trained_answer(examples, epochs, question)
             else:
                 raise ApiError(404, f"Endpoint `{name}` not found.")
             finish = "STOP"
@@ -674,49 +563,19 @@ class Handler(BaseHTTPRequestHandler):
                         "responseId": base64.urlsafe_b64encode(os.urandom(12)).decode()})
 
     # --- control ----------------------------------------------------------------------
-    def control(self, method, path):
+    def extra_control(self, method, path):
         st = self.server.state
-        if path == "/_fake/faults" and method == "POST":
-            f = self.json_body()
-            f.setdefault("count", 1)
-            if f.get("kind") not in ("429", "500", "503", "drop", "slow", "job_fail", "job_pause",
-                                     "drop_after_create", "500_after_create"):
-                raise ApiError(400, f"unknown fault kind {f.get('kind')!r}")
-            with st.lock:
-                if f["kind"] == "job_fail":
-                    st.fail_next_jobs += int(f["count"])
-                elif f["kind"] == "job_pause":
-                    st.pause_next_jobs += int(f["count"])
-                else:
-                    st.faults.append(f)
-            return self.send(200, {"ok": True})
         if path == "/_fake/tokens" and method == "POST":
             f = self.json_body()
             with st.lock:
                 st.valid_tokens = set(f.get("valid") or [])
-            return self.send(200, {"ok": True})
-        if path == "/_fake/stats" and method == "GET":
-            with st.lock:
-                return self.send(200, st.stats)
-        if path == "/_fake/reset_stats" and method == "POST":
-            self.body()
-            with st.lock:
-                st.reset_stats()
-            return self.send(200, {"ok": True})
-        raise ApiError(404, f"The requested URL {path} was not found on this server.")
-
-    def do_GET(self):
-        self.handle_any("GET")
-
-    def do_POST(self):
-        self.handle_any("POST")
-
-    def do_DELETE(self):
-        self.handle_any("DELETE")
+            self.send(200, {"ok": True})
+            return True
+        return False
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = fake_common.argument_parser(__doc__)
     p.add_argument("--data-root", required=True,
                    help="directory standing in for Cloud Storage: gs://B/P is DIR/B/P")
     p.add_argument("--access-token", action="append",
@@ -724,17 +583,7 @@ def main():
     p.add_argument("--project", action="append", help="the only projects allowed (repeatable)")
     p.add_argument("--phase-seconds", type=float, default=0.2)
     p.add_argument("--epoch-seconds", type=float, default=0.1)
-    p.add_argument("--port", type=int, default=0)
-    p.add_argument("--verbose", action="store_true")
-    args = p.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.state = State(args)
-    print(server.server_address[1], flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fake_common.serve(Handler, State(p.parse_args()))
 
 
 if __name__ == "__main__":
